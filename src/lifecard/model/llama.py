@@ -1,0 +1,231 @@
+"""The Llama-family forward (Llama 2/3, Mistral, Qwen2, SmolLM2) with life-card sockets.
+
+One file, top to bottom: rotary embeddings, the KV cache, attention, MLP, decoder layer, model.
+Base weights are frozen and fused (q|k|v and gate|up run as one matmul each); every projection
+output passes through `RowPlugs.lora_delta`, every layer output through `RowPlugs.steer`.
+
+Rows of one batch may have different lengths: each row carries its own positions [b, t], and the
+cache is indexed by those positions, so prefill of ragged prompts and decode of rows at different
+lengths are the same code path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifecard.model.config import ConfigError, ModelConfig
+from lifecard.model.sockets import RowPlugs
+
+
+def rope_inv_freq(cfg: ModelConfig) -> Tensor:
+    """[head_dim/2] inverse frequencies, with Llama 3 / linear scaling when the config asks for it."""
+    inv = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
+    scaling = cfg.rope_scaling or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return inv.float()
+    if kind == "linear":
+        return (inv / float(scaling["factor"])).float()
+    if kind == "llama3":
+        factor, lo, hi = float(scaling["factor"]), scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_ctx = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old_ctx / wavelen - lo) / (hi - lo)
+        scaled = torch.where(wavelen > old_ctx / lo, inv / factor, inv)
+        mid = (wavelen <= old_ctx / lo) & (wavelen >= old_ctx / hi)
+        return torch.where(mid, (1 - smooth) * inv / factor + smooth * inv, scaled).float()
+    raise ConfigError(f"rope_scaling type {kind!r} is not supported: lifecard runs default, linear and llama3")
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x: [b, t, heads, head_dim]; cos/sin: [b, t, 1, head_dim] (HF's rotate-half layout)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class KVCache:
+    """Keys and values of every layer for `batch` rows: k, v [layers, batch, kv_heads, max_len, head_dim].
+
+    Positions index the cache directly; the caller tracks how many positions of each row are real.
+    Passed to the forward as an argument, never hidden inside the model.
+    """
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, dtype: torch.dtype, device="cpu"):
+        shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def reorder(self, rows: Tensor) -> None:
+        """Keep rows[j] as row j (beam search): rows [batch'] indices into the current rows."""
+        self.k = self.k.index_select(1, rows)
+        self.v = self.v.index_select(1, rows)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        qkv_out = cfg.q_size + 2 * cfg.kv_size
+        self.wqkv = nn.Linear(cfg.hidden_size, qkv_out, bias=cfg.attention_bias)
+        self.wo = nn.Linear(cfg.q_size, cfg.hidden_size, bias=False)
+
+    def forward(
+        self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None, positions: Tensor,
+        cache: KVCache | None, layer: int, plugs: RowPlugs | None,
+    ) -> Tensor:
+        cfg = self.cfg
+        b, t, _ = x.shape
+        qkv = self.wqkv(x)  # [b, t, q + 2kv]
+        if plugs is not None:
+            qkv = plugs.lora_delta(qkv, x, layer, "qkv")
+        q, k, v = qkv.split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+        q = apply_rope(q.view(b, t, cfg.num_heads, cfg.head_dim), *rope)
+        k = apply_rope(k.view(b, t, cfg.num_kv_heads, cfg.head_dim), *rope)
+        v = v.view(b, t, cfg.num_kv_heads, cfg.head_dim)
+        if cache is None:
+            keys, values = k.transpose(1, 2), v.transpose(1, 2)  # [b, kv_heads, t, hd]
+        else:
+            rows = torch.arange(b, device=x.device)[:, None]
+            cache.k[layer][rows, :, positions] = k  # advanced index [b, t] → [b, t, kv_heads, hd]
+            cache.v[layer][rows, :, positions] = v
+            span = mask.shape[-1] if mask is not None else int(positions.max()) + 1
+            keys, values = cache.k[layer][:, :, :span], cache.v[layer][:, :, :span]
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=cfg.num_heads != cfg.num_kv_heads
+        )  # [b, heads, t, hd]
+        out = out.transpose(1, 2).reshape(b, t, cfg.q_size)
+        y = self.wo(out)
+        return plugs.lora_delta(y, out, layer, "o") if plugs is not None else y
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.inter = cfg.intermediate_size
+        self.w13 = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)  # gate | up
+        self.w2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: Tensor, layer: int, plugs: RowPlugs | None) -> Tensor:
+        gate_up = self.w13(x)  # [b, t, 2·inter]
+        if plugs is not None:
+            gate_up = plugs.lora_delta(gate_up, x, layer, "gate_up")
+        gate, up = gate_up.split(self.inter, dim=-1)
+        act = F.silu(gate) * up
+        y = self.w2(act)
+        return plugs.lora_delta(y, act, layer, "down") if plugs is not None else y
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # normalise in fp32 like the reference implementation, then scale in the model dtype
+        x32 = x.float()
+        return self.weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, h, rope, mask, positions, cache, plugs) -> Tensor:
+        h = h + self.attn(self.attn_norm(h), rope, mask, positions, cache, self.layer, plugs)
+        h = h + self.mlp(self.mlp_norm(h), self.layer, plugs)
+        return plugs.steer(h, self.layer) if plugs is not None else h
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        positions: Tensor,
+        cache: KVCache | None = None,
+        plugs: RowPlugs | None = None,
+        logits_at: Tensor | None = None,
+    ) -> Tensor:
+        """tokens, positions: [b, t]. Returns logits [b, t, vocab] in fp32, or [b, vocab] at the
+        per-row index `logits_at` [b] (generation needs only each row's last real token).
+
+        With a cache, the t new tokens of row i sit at positions[i] and attend to every cached
+        position ≤ their own; padding tokens (beyond a row's real length) are written to the cache
+        but never read by real tokens, and are overwritten when the row grows.
+        """
+        b, t = tokens.shape
+        h = self.embed(tokens)  # [b, t, hidden]
+        angles = positions[..., None].float() * self.inv_freq  # [b, t, hd/2]
+        angles = torch.cat((angles, angles), dim=-1)[:, :, None, :]  # [b, t, 1, hd]
+        rope = (angles.cos().to(h.dtype), angles.sin().to(h.dtype))
+        mask = self._mask(positions, cache)
+        for layer in self.layers:
+            h = layer(h, rope, mask, positions, cache, plugs)
+        if logits_at is not None:
+            h = h[torch.arange(b, device=h.device), logits_at]  # [b, hidden]
+        return self.lm_head(self.norm(h)).float()
+
+    def _mask(self, positions: Tensor, cache: KVCache | None) -> Tensor | None:
+        """[b, 1, t, keys] bool: a query at position p sees keys at positions ≤ p.
+        None when no mask is needed (one decode token per row, all rows at the same position)."""
+        b, t = positions.shape
+        if cache is None:
+            keys = positions  # attend within the given tokens only
+        else:
+            span = int(positions.max()) + 1
+            if t == 1 and bool((positions == span - 1).all()):
+                return None
+            keys = torch.arange(span, device=positions.device).expand(b, span)
+        return (keys[:, None, :] <= positions[:, :, None])[:, None]
+
+    @classmethod
+    def from_state_dict(
+        cls, cfg: ModelConfig, sd: dict[str, Tensor], dtype: torch.dtype = torch.float32, device="cpu"
+    ) -> Transformer:
+        """Build from Hugging Face parameter names, fusing q|k|v and gate|up. Weights are frozen."""
+        with torch.device("meta"):
+            model = cls(cfg)
+        cast = lambda name: sd[name].to(device=device, dtype=dtype)  # noqa: E731
+        fused: dict[str, Tensor] = {
+            "embed.weight": cast("model.embed_tokens.weight"),
+            "norm.weight": cast("model.norm.weight"),
+            "lm_head.weight": cast("model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"),
+        }
+        for i in range(cfg.num_layers):
+            p = f"model.layers.{i}."
+            fused[f"layers.{i}.attn_norm.weight"] = cast(p + "input_layernorm.weight")
+            fused[f"layers.{i}.mlp_norm.weight"] = cast(p + "post_attention_layernorm.weight")
+            fused[f"layers.{i}.attn.wqkv.weight"] = torch.cat([cast(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+            if cfg.attention_bias:
+                fused[f"layers.{i}.attn.wqkv.bias"] = torch.cat([cast(p + f"self_attn.{n}_proj.bias") for n in "qkv"])
+            fused[f"layers.{i}.attn.wo.weight"] = cast(p + "self_attn.o_proj.weight")
+            fused[f"layers.{i}.mlp.w13.weight"] = torch.cat([cast(p + "mlp.gate_proj.weight"), cast(p + "mlp.up_proj.weight")])
+            fused[f"layers.{i}.mlp.w2.weight"] = cast(p + "mlp.down_proj.weight")
+        if cfg.tie_word_embeddings:
+            fused["lm_head.weight"] = fused["embed.weight"]  # one tensor, not a copy
+        model.load_state_dict(fused, strict=True, assign=True)
+        model.inv_freq = rope_inv_freq(cfg).to(device)
+        model.requires_grad_(False)
+        return model.eval()

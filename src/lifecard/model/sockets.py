@@ -1,0 +1,150 @@
+"""Sockets: the only places where life-card modules touch the forward pass.
+
+A `SocketBank` holds, per socket, the stacked tensors of every mounted slot; slot 0 is the empty
+slot (the base) and stays zero. A `RowPlugs` is the per-step batch context: which slot each row
+uses, built once per step and passed down the forward as an argument.
+
+Projections are grouped by the input they share, because the forward runs them fused:
+
+    qkv     = x_attn  @ [Wq; Wk; Wv]ᵀ     o    = attn  @ Woᵀ
+    gate_up = x_mlp   @ [Wg; Wu]ᵀ         down = act   @ Wdᵀ
+
+Each projection owns a segment of `max_rank` rows in its group's A and a block of B, so a group's
+delta is one low-rank product with a block-diagonal B — exactly the sum of the per-projection deltas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lifecard.model.config import ModelConfig
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "qkv": ("q_proj", "k_proj", "v_proj"),
+    "o": ("o_proj",),
+    "gate_up": ("gate_proj", "up_proj"),
+    "down": ("down_proj",),
+}
+PROJECTIONS = tuple(p for members in GROUPS.values() for p in members)
+GROUP_OF = {p: g for g, members in GROUPS.items() for p in members}
+
+
+class SocketBank:
+    """Per socket, the tensors of all slots.
+
+    lora_a[g]: [layers, slots, r_g, in_g]    r_g = len(GROUPS[g]) * max_rank
+    lora_b[g]: [layers, slots, out_g, r_g]   block-diagonal; the scale (α/r · strength) folded in
+    steer:     [slots, layers, hidden]       added to each decoder layer's output
+    """
+
+    def __init__(self, cfg: ModelConfig, num_slots: int, max_rank: int, dtype: torch.dtype, device="cpu"):
+        if num_slots < 2:
+            raise ValueError(f"a bank needs at least 2 slots (slot 0 is the base), got {num_slots}")
+        self.cfg, self.num_slots, self.max_rank = cfg, num_slots, max_rank
+        shapes = cfg.projection_shapes()
+        self.out_offsets: dict[str, int] = {}  # where each projection's rows start in its group output
+        self.lora_a: dict[str, Tensor] = {}
+        self.lora_b: dict[str, Tensor] = {}
+        for g, members in GROUPS.items():
+            in_g = shapes[members[0]][1]
+            offset = 0
+            for p in members:
+                self.out_offsets[p] = offset
+                offset += shapes[p][0]
+            r_g = len(members) * max_rank
+            L = cfg.num_layers
+            self.lora_a[g] = torch.zeros(L, num_slots, r_g, in_g, dtype=dtype, device=device)
+            self.lora_b[g] = torch.zeros(L, num_slots, offset, r_g, dtype=dtype, device=device)
+        self.steer = torch.zeros(num_slots, cfg.num_layers, cfg.hidden_size, dtype=dtype, device=device)
+        # which groups / steering each slot actually carries, so empty sockets cost nothing
+        self.slot_groups: list[frozenset[str]] = [frozenset()] * num_slots
+        self.slot_steers = [False] * num_slots
+
+    def write(
+        self,
+        slot: int,
+        lora: dict[tuple[int, str], tuple[Tensor, Tensor]] | None = None,
+        steer: Tensor | None = None,
+    ) -> None:
+        """Fill `slot`. lora[(layer, proj)] = (A [r, in], B_scaled [out, r]) with r ≤ max_rank and the
+        scale already folded into B; steer: [layers, hidden], already scaled."""
+        if not 0 < slot < self.num_slots:
+            raise ValueError(f"slot must be in 1..{self.num_slots - 1}, got {slot} (slot 0 is the base)")
+        shapes = self.cfg.projection_shapes()
+        for (layer, proj), (a, b) in (lora or {}).items():
+            out, inp = shapes[proj]
+            r = a.shape[0]
+            if a.shape != (r, inp) or b.shape != (out, r) or r > self.max_rank or not 0 <= layer < self.cfg.num_layers:
+                raise ValueError(
+                    f"LoRA for layer {layer} {proj}: A {tuple(a.shape)} / B {tuple(b.shape)} do not fit "
+                    f"A [r≤{self.max_rank}, {inp}], B [{out}, r] on {self.cfg.num_layers} layers"
+                )
+        self.clear(slot)
+        groups = set()
+        for (layer, proj), (a, b) in (lora or {}).items():
+            g = GROUP_OF[proj]
+            seg = GROUPS[g].index(proj) * self.max_rank
+            row = self.out_offsets[proj]
+            r = a.shape[0]
+            self.lora_a[g][layer, slot, seg : seg + r] = a
+            self.lora_b[g][layer, slot, row : row + b.shape[0], seg : seg + r] = b
+            groups.add(g)
+        self.slot_groups[slot] = frozenset(groups)
+        if steer is not None:
+            self.steer[slot] = steer
+            self.slot_steers[slot] = True
+
+    def clear(self, slot: int) -> None:
+        for g in GROUPS:
+            self.lora_a[g][:, slot].zero_()
+            self.lora_b[g][:, slot].zero_()
+        self.steer[slot].zero_()
+        self.slot_groups[slot] = frozenset()
+        self.slot_steers[slot] = False
+
+    def plugs(self, slots: list[int]) -> RowPlugs:
+        """The per-step context for a batch whose row i uses slot slots[i]."""
+        for s in slots:
+            if not 0 <= s < self.num_slots:
+                raise ValueError(f"slot {s} is not in this bank (0..{self.num_slots - 1})")
+        groups = frozenset().union(*(self.slot_groups[s] for s in slots))
+        uniform = slots[0] if len(set(slots)) == 1 else None
+        index = torch.tensor(slots, device=self.steer.device)
+        steer_rows = None
+        if any(self.slot_steers[s] for s in slots):
+            steer_rows = self.steer.index_select(0, index)  # [b, layers, hidden], gathered once per step
+        return RowPlugs(self, index, uniform, groups, steer_rows)
+
+
+@dataclass(frozen=True)
+class RowPlugs:
+    bank: SocketBank
+    slots: Tensor  # [b] slot of each row
+    uniform: int | None  # the slot when every row shares one (no gather needed), else None
+    groups: frozenset[str]  # LoRA groups carried by at least one row
+    steer_rows: Tensor | None  # [b, layers, hidden] or None when no row steers
+
+    def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor:
+        """Semantics: y[i] += (x[i] @ A[slot_i]ᵀ) @ B[slot_i]ᵀ for every row i.
+
+        x: [b, t, in], y: [b, t, out] (the base projection's output, updated in place and returned).
+        Rows on slot 0 add an exact zero, so they keep the base output bit for bit.
+        """
+        if group not in self.groups:
+            return y
+        a, b = self.bank.lora_a[group][layer], self.bank.lora_b[group][layer]  # [S, r, in], [S, out, r]
+        if self.uniform is not None:  # one slot for all rows: plain matmuls on views, no gather
+            xa = x.reshape(-1, x.shape[-1]) @ a[self.uniform].T  # [b*t, r]
+            y.view(-1, y.shape[-1]).addmm_(xa, b[self.uniform].T)
+            return y
+        xa = torch.bmm(x, a.index_select(0, self.slots).transpose(1, 2))  # [b, t, r]
+        return y.baddbmm_(xa, b.index_select(0, self.slots).transpose(1, 2))
+
+    def steer(self, h: Tensor, layer: int) -> Tensor:
+        """Semantics: h[i] += v[slot_i, layer].  h: [b, t, hidden]."""
+        if self.steer_rows is None:
+            return h
+        return h + self.steer_rows[:, layer, None, :]
