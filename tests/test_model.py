@@ -46,7 +46,7 @@ def test_ragged_rows_equal_each_row_alone():
     for step in range(3):  # decode with every row at its own position
         batched.append(ours(nxt + step, (lengths + step)[:, None], cache)[:, -1])
     for i, p in enumerate(prompts):
-        alone = torch.tensor([p + [40 + i, 41 + i, 42 + i]])
+        alone = torch.tensor([[*p, 40 + i, 41 + i, 42 + i]])
         ref = hf_tiny()(alone).logits[0]
         got = torch.stack([b[i] for b in batched])  # logits after the prompt and each fed token
         want = ref[len(p) - 1 : len(p) + 3]
@@ -75,12 +75,25 @@ def test_llama3_rope_scaling_matches_transformers():
 
     from lifecard.model.llama import Transformer
 
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 16}
+    scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    }
     torch.manual_seed(0)
-    hf = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                      num_attention_heads=2, max_position_embeddings=64,
-                                      rope_parameters={"rope_theta": 500000.0, **scaling})).eval()
+    hf = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=50,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            rope_parameters={"rope_theta": 500000.0, **scaling},
+        )
+    ).eval()
     cfg = ModelConfig.from_hf(hf.config.to_dict())
     assert cfg.rope_scaling is not None and cfg.rope_theta == 500000.0
     ours = Transformer.from_state_dict(cfg, hf.state_dict())

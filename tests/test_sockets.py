@@ -8,8 +8,12 @@ from tiny import hf_tiny, ours_from
 from lifecard.model.sockets import PROJECTIONS, SocketBank
 
 HF_NAMES = {
-    "q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
-    "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
+    "q_proj": "self_attn.q_proj",
+    "k_proj": "self_attn.k_proj",
+    "v_proj": "self_attn.v_proj",
+    "o_proj": "self_attn.o_proj",
+    "gate_proj": "mlp.gate_proj",
+    "up_proj": "mlp.up_proj",
     "down_proj": "mlp.down_proj",
 }
 
@@ -18,7 +22,10 @@ def random_lora(cfg, rank, seed, projections=PROJECTIONS):
     g = torch.Generator().manual_seed(seed)
     shapes = cfg.projection_shapes()
     return {
-        (layer, p): (torch.randn(rank, shapes[p][1], generator=g) * 0.2, torch.randn(shapes[p][0], rank, generator=g) * 0.2)
+        (layer, p): (
+            torch.randn(rank, shapes[p][1], generator=g) * 0.2,
+            torch.randn(shapes[p][0], rank, generator=g) * 0.2,
+        )
         for layer in range(cfg.num_layers)
         for p in projections
     }
@@ -45,7 +52,9 @@ def setup():
 
 def test_empty_slot_is_the_base_bit_for_bit(setup):
     _, model, bank, ids, positions = setup
-    bank.write(1, random_lora(model.cfg, 4, 1), steer=torch.randn(model.cfg.num_layers, model.cfg.hidden_size))
+    bank.write(
+        1, random_lora(model.cfg, 4, 1), steer=torch.randn(model.cfg.num_layers, model.cfg.hidden_size)
+    )
     base = model(ids, positions)
     assert torch.equal(model(ids, positions, plugs=bank.plugs([0, 0, 0, 0])), base)
     # rows on slot 0 stay the base exactly while their neighbours carry a card
@@ -83,7 +92,9 @@ def test_steering_adds_to_each_layer_output(setup):
     steer = torch.randn(model.cfg.num_layers, model.cfg.hidden_size) * 0.5
     bank.write(3, steer=steer)
     hooks = [
-        layer.register_forward_hook(lambda m, i, out, v=steer[n]: (out[0] + v, *out[1:]) if isinstance(out, tuple) else out + v)
+        layer.register_forward_hook(
+            lambda m, i, out, v=steer[n]: (out[0] + v, *out[1:]) if isinstance(out, tuple) else out + v
+        )
         for n, layer in enumerate(hf.model.layers)
     ]
     try:
@@ -97,7 +108,11 @@ def test_steering_adds_to_each_layer_output(setup):
 def test_a_row_does_not_see_its_neighbours(setup):
     _, model, bank, ids, positions = setup
     for slot in (1, 2, 3):
-        bank.write(slot, random_lora(model.cfg, 3, seed=slot), steer=torch.randn(model.cfg.num_layers, model.cfg.hidden_size))
+        bank.write(
+            slot,
+            random_lora(model.cfg, 3, seed=slot),
+            steer=torch.randn(model.cfg.num_layers, model.cfg.hidden_size),
+        )
     same = ids[:1].expand(4, -1)
     rows = [[1, 2, 3, 0], [1, 0, 0, 0], [1, 3, 3, 2], [1, 1, 2, 2]]
     outs = [model(same, positions, plugs=bank.plugs(r))[0] for r in rows]

@@ -37,6 +37,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     num_beams: int = 1  # 1 = no beam search
     length_penalty: float = 1.0  # beam score = sum of log-probs / generated length ** length_penalty
+    ignore_eos: bool = False  # keep going past end-of-sequence (benchmarks want a fixed length)
 
     def __post_init__(self) -> None:
         problem = self._first_problem()

@@ -89,14 +89,19 @@ class ModelConfig:
                 eos_token_ids=eos_ids,
             )
         except KeyError as e:
-            raise ConfigError(f"config.json lacks the field {e.args[0]!r}: it is not a complete HF config") from e
+            raise ConfigError(
+                f"config.json lacks the field {e.args[0]!r}: it is not a complete HF config"
+            ) from e
 
     def to_hf(self) -> dict[str, Any]:
         """A Hugging Face config.json dict for this shape (used for the cache and by test oracles)."""
         d: dict[str, Any] = {
             "model_type": self.family,
-            "architectures": [{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
-                               "qwen2": "Qwen2ForCausalLM"}[self.family]],
+            "architectures": [
+                {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}[
+                    self.family
+                ]
+            ],
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -110,7 +115,9 @@ class ModelConfig:
             "tie_word_embeddings": self.tie_word_embeddings,
             "hidden_act": "silu",
             "bos_token_id": self.bos_token_id,
-            "eos_token_id": list(self.eos_token_ids) if len(self.eos_token_ids) != 1 else self.eos_token_ids[0],
+            "eos_token_id": list(self.eos_token_ids)
+            if len(self.eos_token_ids) != 1
+            else self.eos_token_ids[0],
         }
         if self.family == "llama":
             d["attention_bias"] = self.attention_bias

@@ -38,7 +38,9 @@ def rope_inv_freq(cfg: ModelConfig) -> Tensor:
         scaled = torch.where(wavelen > old_ctx / lo, inv / factor, inv)
         mid = (wavelen <= old_ctx / lo) & (wavelen >= old_ctx / hi)
         return torch.where(mid, (1 - smooth) * inv / factor + smooth * inv, scaled).float()
-    raise ConfigError(f"rope_scaling type {kind!r} is not supported: lifecard runs default, linear and llama3")
+    raise ConfigError(
+        f"rope_scaling type {kind!r} is not supported: lifecard runs default, linear and llama3"
+    )
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -70,26 +72,32 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, wqkv: Tensor, bqkv: Tensor | None, wo: Tensor):
         super().__init__()
         self.cfg = cfg
-        qkv_out = cfg.q_size + 2 * cfg.kv_size
-        self.wqkv = nn.Linear(cfg.hidden_size, qkv_out, bias=cfg.attention_bias)
-        self.wo = nn.Linear(cfg.q_size, cfg.hidden_size, bias=False)
+        self.wqkv = frozen(wqkv)  # [q + 2kv, hidden]
+        self.bqkv = frozen(bqkv) if bqkv is not None else None  # [q + 2kv] (Qwen2)
+        self.wo = frozen(wo)  # [hidden, q]
 
     def forward(
-        self, x: Tensor, rope: tuple[Tensor, Tensor], mask: Tensor | None, positions: Tensor,
-        cache: KVCache | None, layer: int, plugs: RowPlugs | None,
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor],
+        mask: Tensor | None,
+        positions: Tensor,
+        cache: KVCache | None,
+        layer: int,
+        plugs: RowPlugs | None,
     ) -> Tensor:
         cfg = self.cfg
         b, t, _ = x.shape
-        qkv = self.wqkv(x)  # [b, t, q + 2kv]
+        qkv = F.linear(x, self.wqkv, self.bqkv)  # [b, t, q + 2kv]
         if plugs is not None:
             qkv = plugs.lora_delta(qkv, x, layer, "qkv")
-        q, k, v = qkv.split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
-        q = apply_rope(q.view(b, t, cfg.num_heads, cfg.head_dim), *rope)
-        k = apply_rope(k.view(b, t, cfg.num_kv_heads, cfg.head_dim), *rope)
-        v = v.view(b, t, cfg.num_kv_heads, cfg.head_dim)
+        # rotate q and k heads in one go: [b, t, heads + kv_heads, hd]
+        qk = apply_rope(qkv[..., : cfg.q_size + cfg.kv_size].view(b, t, -1, cfg.head_dim), *rope)
+        q, k = qk.split([cfg.num_heads, cfg.num_kv_heads], dim=2)
+        v = qkv[..., cfg.q_size + cfg.kv_size :].view(b, t, cfg.num_kv_heads, cfg.head_dim)
         if cache is None:
             keys, values = k.transpose(1, 2), v.transpose(1, 2)  # [b, kv_heads, t, hd]
         else:
@@ -102,31 +110,31 @@ class Attention(nn.Module):
             q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=cfg.num_heads != cfg.num_kv_heads
         )  # [b, heads, t, hd]
         out = out.transpose(1, 2).reshape(b, t, cfg.q_size)
-        y = self.wo(out)
+        y = F.linear(out, self.wo)
         return plugs.lora_delta(y, out, layer, "o") if plugs is not None else y
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, w13: Tensor, w2: Tensor):
         super().__init__()
-        self.inter = cfg.intermediate_size
-        self.w13 = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)  # gate | up
-        self.w2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.inter = w2.shape[1]
+        self.w13 = frozen(w13)  # [2·inter, hidden]: gate | up
+        self.w2 = frozen(w2)  # [hidden, inter]
 
     def forward(self, x: Tensor, layer: int, plugs: RowPlugs | None) -> Tensor:
-        gate_up = self.w13(x)  # [b, t, 2·inter]
+        gate_up = F.linear(x, self.w13)  # [b, t, 2·inter]
         if plugs is not None:
             gate_up = plugs.lora_delta(gate_up, x, layer, "gate_up")
         gate, up = gate_up.split(self.inter, dim=-1)
         act = F.silu(gate) * up
-        y = self.w2(act)
+        y = F.linear(act, self.w2)
         return plugs.lora_delta(y, act, layer, "down") if plugs is not None else y
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
+    def __init__(self, weight: Tensor, eps: float):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.weight = frozen(weight)  # [hidden]
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
@@ -136,13 +144,13 @@ class RMSNorm(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int):
+    def __init__(self, cfg: ModelConfig, layer: int, w: dict[str, Tensor]):
         super().__init__()
         self.layer = layer
-        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.attn = Attention(cfg)
-        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = MLP(cfg)
+        self.attn_norm = RMSNorm(w["attn_norm"], cfg.rms_norm_eps)
+        self.attn = Attention(cfg, w["wqkv"], w.get("bqkv"), w["wo"])
+        self.mlp_norm = RMSNorm(w["mlp_norm"], cfg.rms_norm_eps)
+        self.mlp = MLP(w["w13"], w["w2"])
 
     def forward(self, h, rope, mask, positions, cache, plugs) -> Tensor:
         h = h + self.attn(self.attn_norm(h), rope, mask, positions, cache, self.layer, plugs)
@@ -151,14 +159,25 @@ class DecoderLayer(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(
+        self, cfg: ModelConfig, embed: Tensor, layers: list[dict[str, Tensor]], norm: Tensor, lm_head: Tensor
+    ):
         super().__init__()
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+        self.embed = frozen(embed)  # [vocab, hidden]
+        self.layers = nn.ModuleList(DecoderLayer(cfg, i, w) for i, w in enumerate(layers))
+        self.norm = RMSNorm(norm, cfg.rms_norm_eps)
+        self.lm_head = frozen(lm_head)  # [vocab, hidden]; the embedding itself when tied
+        self.inv_freq: Tensor  # [hd/2]
+        self.register_buffer("inv_freq", rope_inv_freq(cfg).to(embed.device), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.dtype
 
     def forward(
         self,
@@ -175,8 +194,8 @@ class Transformer(nn.Module):
         position ≤ their own; padding tokens (beyond a row's real length) are written to the cache
         but never read by real tokens, and are overwritten when the row grows.
         """
-        b, t = tokens.shape
-        h = self.embed(tokens)  # [b, t, hidden]
+        b = tokens.shape[0]
+        h = F.embedding(tokens, self.embed)  # [b, t, hidden]
         angles = positions[..., None].float() * self.inv_freq  # [b, t, hd/2]
         angles = torch.cat((angles, angles), dim=-1)[:, :, None, :]  # [b, t, 1, hd]
         rope = (angles.cos().to(h.dtype), angles.sin().to(h.dtype))
@@ -185,7 +204,7 @@ class Transformer(nn.Module):
             h = layer(h, rope, mask, positions, cache, plugs)
         if logits_at is not None:
             h = h[torch.arange(b, device=h.device), logits_at]  # [b, hidden]
-        return self.lm_head(self.norm(h)).float()
+        return F.linear(self.norm(h), self.lm_head).float()
 
     def _mask(self, positions: Tensor, cache: KVCache | None) -> Tensor | None:
         """[b, 1, t, keys] bool: a query at position p sees keys at positions ≤ p.
@@ -205,27 +224,31 @@ class Transformer(nn.Module):
         cls, cfg: ModelConfig, sd: dict[str, Tensor], dtype: torch.dtype = torch.float32, device="cpu"
     ) -> Transformer:
         """Build from Hugging Face parameter names, fusing q|k|v and gate|up. Weights are frozen."""
-        with torch.device("meta"):
-            model = cls(cfg)
-        cast = lambda name: sd[name].to(device=device, dtype=dtype)  # noqa: E731
-        fused: dict[str, Tensor] = {
-            "embed.weight": cast("model.embed_tokens.weight"),
-            "norm.weight": cast("model.norm.weight"),
-            "lm_head.weight": cast("model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"),
-        }
+
+        def get(name: str) -> Tensor:
+            if name not in sd:
+                raise ConfigError(f"the weights lack {name!r}: the files do not match their config")
+            return sd[name].to(device=device, dtype=dtype)
+
+        layers = []
         for i in range(cfg.num_layers):
             p = f"model.layers.{i}."
-            fused[f"layers.{i}.attn_norm.weight"] = cast(p + "input_layernorm.weight")
-            fused[f"layers.{i}.mlp_norm.weight"] = cast(p + "post_attention_layernorm.weight")
-            fused[f"layers.{i}.attn.wqkv.weight"] = torch.cat([cast(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+            w = {
+                "attn_norm": get(p + "input_layernorm.weight"),
+                "mlp_norm": get(p + "post_attention_layernorm.weight"),
+                "wqkv": torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"]),
+                "wo": get(p + "self_attn.o_proj.weight"),
+                "w13": torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")]),
+                "w2": get(p + "mlp.down_proj.weight"),
+            }
             if cfg.attention_bias:
-                fused[f"layers.{i}.attn.wqkv.bias"] = torch.cat([cast(p + f"self_attn.{n}_proj.bias") for n in "qkv"])
-            fused[f"layers.{i}.attn.wo.weight"] = cast(p + "self_attn.o_proj.weight")
-            fused[f"layers.{i}.mlp.w13.weight"] = torch.cat([cast(p + "mlp.gate_proj.weight"), cast(p + "mlp.up_proj.weight")])
-            fused[f"layers.{i}.mlp.w2.weight"] = cast(p + "mlp.down_proj.weight")
-        if cfg.tie_word_embeddings:
-            fused["lm_head.weight"] = fused["embed.weight"]  # one tensor, not a copy
-        model.load_state_dict(fused, strict=True, assign=True)
-        model.inv_freq = rope_inv_freq(cfg).to(device)
-        model.requires_grad_(False)
-        return model.eval()
+                w["bqkv"] = torch.cat([get(p + f"self_attn.{n}_proj.bias") for n in "qkv"])
+            layers.append(w)
+        embed = get("model.embed_tokens.weight")
+        lm_head = embed if cfg.tie_word_embeddings else get("lm_head.weight")
+        return cls(cfg, embed, layers, get("model.norm.weight"), lm_head).eval()
+
+
+def frozen(t: Tensor) -> nn.Parameter:
+    """Base weights never train: adapters live in the socket bank."""
+    return nn.Parameter(t, requires_grad=False)

@@ -77,7 +77,12 @@ class SocketBank:
         for (layer, proj), (a, b) in (lora or {}).items():
             out, inp = shapes[proj]
             r = a.shape[0]
-            if a.shape != (r, inp) or b.shape != (out, r) or r > self.max_rank or not 0 <= layer < self.cfg.num_layers:
+            if (
+                a.shape != (r, inp)
+                or b.shape != (out, r)
+                or r > self.max_rank
+                or not 0 <= layer < self.cfg.num_layers
+            ):
                 raise ValueError(
                     f"LoRA for layer {layer} {proj}: A {tuple(a.shape)} / B {tuple(b.shape)} do not fit "
                     f"A [r≤{self.max_rank}, {inp}], B [{out}, r] on {self.cfg.num_layers} layers"
