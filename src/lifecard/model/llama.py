@@ -71,6 +71,20 @@ class KVCache:
         self.v = self.v.index_select(1, rows)
 
 
+def decode_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
+    """One query per row. q: [b, 1, heads, hd]; keys/values: [b, kv_heads, L, hd]; mask [b, 1, 1, L].
+    Returns [b, heads, hd]. Two small matmuls beat the CPU's bf16 SDPA kernel several times at this shape.
+    Query heads are grouped by the kv head they share (head h reads kv head h // group), so no
+    repeat of the cache is needed."""
+    b, _, heads, hd = q.shape
+    kv_heads = keys.shape[1]
+    qg = q.view(b, kv_heads, heads // kv_heads, hd)
+    scores = (qg @ keys.transpose(-1, -2)).float() * hd**-0.5  # [b, kv_heads, group, L]
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return (scores.softmax(dim=-1).to(q.dtype) @ values).view(b, heads, hd)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, wqkv: Tensor, bqkv: Tensor | None, wo: Tensor):
         super().__init__()
@@ -104,12 +118,16 @@ class Attention(nn.Module):
             rows = torch.arange(b, device=x.device)[:, None]
             cache.k[layer][rows, :, positions] = k  # advanced index [b, t] → [b, t, kv_heads, hd]
             cache.v[layer][rows, :, positions] = v
-            span = mask.shape[-1] if mask is not None else int(positions.max()) + 1
+            span = int(positions[0, -1]) + 1 if mask is None else mask.shape[-1]  # no mask: all rows level
             keys, values = cache.k[layer][:, :, :span], cache.v[layer][:, :, :span]
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=cfg.num_heads != cfg.num_kv_heads
-        )  # [b, heads, t, hd]
-        out = out.transpose(1, 2).reshape(b, t, cfg.q_size)
+        if t == 1:
+            out = decode_attention(q, keys, values, mask)
+        else:
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=cfg.num_heads != cfg.num_kv_heads
+            )  # [b, heads, t, hd]
+            out = out.transpose(1, 2)
+        out = out.reshape(b, t, cfg.q_size)
         y = F.linear(out, self.wo)
         return plugs.lora_delta(y, out, layer, "o") if plugs is not None else y
 
