@@ -251,7 +251,7 @@ def test_factors_plug_into_the_socket_bank():
     base_cfg_bank.write(2, lora=card.lora_factors(1.0), steer=card.steer_vector(1.0))
     assert base_cfg_bank.slot_groups[2] == frozenset({"qkv", "down"})
     assert base_cfg_bank.slot_steers[2]
-    torch.testing.assert_close(base_cfg_bank.steer[2], (card.steer * 3.0).float())
+    torch.testing.assert_close(base_cfg_bank.steer[2], card.steer.float() * 3.0)  # scaled in fp32
 
 
 def test_new_defaults_and_steer_from_a_full_tensor():

@@ -353,7 +353,7 @@ class Card:
         if m is None:
             return {}
         factor = self.lora_scale * float(m.get("scale", 1.0)) * self._strength(strength)
-        return {key: (a, b * factor) for key, (a, b) in self.lora.items()}
+        return {key: (a.float(), b.float() * factor) for key, (a, b) in self.lora.items()}  # scaled in fp32
 
     def steer_vector(self, strength: float | None = None) -> Tensor | None:
         """What `SocketBank.write(slot, steer=...)` takes: [num_layers, hidden] · scale · strength,
@@ -361,7 +361,7 @@ class Card:
         m, v = self.steer_module, self.steer
         if m is None or v is None:
             return None
-        return v * (float(m.get("scale", 1.0)) * self._strength(strength))
+        return v.float() * (float(m.get("scale", 1.0)) * self._strength(strength))
 
     # ------------------------------------------------------------ integrity
 

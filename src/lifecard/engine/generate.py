@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from lifecard.cards.base import BaseInfo
+from lifecard.cards.compose import Mix
 from lifecard.engine.beam import BeamSearch
+from lifecard.engine.mounts import Mount, MountTable
 from lifecard.engine.sampling import RowState, SamplingParams, StopMatcher, sample_next
 from lifecard.model.config import ModelConfig
-from lifecard.model.files import load_model_files
+from lifecard.model.files import DEFAULT_MODEL_FILE, load_model_files, model_fingerprint
 from lifecard.model.llama import KVCache, Transformer
 from lifecard.model.sockets import SocketBank
 from lifecard.model.tokenizer import StreamDecoder, Tokenizer
@@ -69,11 +73,30 @@ class _Row:
 
 
 class Engine:
-    def __init__(self, model: Transformer, tokenizer: Tokenizer, bank: SocketBank, source: str = ""):
+    def __init__(
+        self,
+        model: Transformer,
+        tokenizer: Tokenizer,
+        bank: SocketBank,
+        source: str = "",
+        base: BaseInfo | None = None,
+        strict: bool = False,
+    ):
         self.model, self.tokenizer, self.bank, self.source = model, tokenizer, bank, source
         self.cfg: ModelConfig = model.cfg
         self.device = model.device
         self.dtype = model.dtype
+        # a base without a known fingerprint (e.g. built in memory) gets an all-zero one
+        self.base = base or BaseInfo.from_config(self.cfg, source or "in-memory model", "0" * 64)
+        self.mounts = MountTable(bank, self.base, strict=strict)
+
+    def mount(self, mix: Mix) -> Mount:
+        """Plug a card, or a weighted mix [(card, strength), …], into a bank slot; no reload.
+        Run a request on it with `Request(..., slot=mount.slot)`."""
+        return self.mounts.mount(mix)
+
+    def unmount(self, slot: int) -> None:
+        self.mounts.unmount(slot)
 
     @classmethod
     def load(
@@ -81,17 +104,21 @@ class Engine:
         model: str | None = None,
         dtype: str = "auto",
         device: str = "cpu",
-        num_slots: int = 8,
+        num_slots: int = 4,
         max_rank: int = 16,
+        strict: bool = False,
     ) -> Engine:
-        """Load a base (None = the default SmolLM2-135M-Instruct; a .gguf file; an HF directory)."""
+        """Load a base (None = the default SmolLM2-135M-Instruct; a .gguf file; an HF directory).
+        The bank starts with `num_slots` slots of rank `max_rank` and grows as cards are mounted."""
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
         cfg, weights, tokenizer, source = load_model_files(model, torch_dtype)
         net = Transformer.from_state_dict(cfg, weights, torch_dtype, device)
         del weights
         bank = SocketBank(cfg, num_slots, max_rank, torch_dtype, device)
-        return cls(net, tokenizer, bank, source)
+        model_id = DEFAULT_MODEL_FILE if model is None else Path(model).name
+        base = BaseInfo.from_config(cfg, model_id, model_fingerprint(model))
+        return cls(net, tokenizer, bank, source, base, strict)
 
     # --- prompts -------------------------------------------------------------------------------
 
@@ -123,6 +150,8 @@ class Engine:
         and never contains a stop string. Fills `results[i]` with each finished Completion."""
         if any(r.params.num_beams > 1 for r in requests):
             raise ValueError("beam search returns whole sequences, not a stream: use generate()")
+        if not requests:  # nothing to run (and no cache to size)
+            return
         rows = [self._start_row(i, r) for i, r in enumerate(requests)]
         cache = KVCache(self.cfg, len(rows), self._cache_len(requests), self.dtype, self.device)
         logits = self._prefill(rows, cache)

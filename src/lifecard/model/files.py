@@ -236,12 +236,38 @@ def _weights_file(dtype: torch.dtype) -> str:
     return f"model.{str(dtype).removeprefix('torch.')}.safetensors"
 
 
-def _sha256(path: Path) -> str:
+def model_fingerprint(spec: str | Path | None) -> str:
+    """sha256 of a model's weight files: the GGUF file itself, or a folder's *.safetensors in name
+    order. Cards record it, so a card knows the exact base it was made on."""
+    path = default_model_path() if spec is None else Path(spec).expanduser()
+    if path.is_dir():
+        return _sha256(*_safetensors_files(path))
+    return _sha256(path)
+
+
+def _sha256(*paths: Path) -> str:
+    """Memoised by (path, size, mtime) in the cache, so a multi-GB model is hashed once, not per start."""
+    stats = [p.resolve().stat() for p in paths]
+    key = "|".join(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}" for p, st in zip(paths, stats, strict=True))
+    memo_path = cache_root() / "sha256.json"
+    try:
+        memo = _read_json(memo_path)
+    except ModelFileError:  # a damaged memo is only a lost shortcut
+        memo = {}
+    if key in memo:
+        return str(memo[key])
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    memo[key] = digest.hexdigest()
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(memo_path, memo)
+    except OSError:  # a read-only cache only costs the hash next time
+        pass
+    return memo[key]
 
 
 def _starts_with_gguf_magic(path: Path) -> bool:

@@ -63,6 +63,36 @@ class SocketBank:
         self.slot_groups: list[frozenset[str]] = [frozenset()] * num_slots
         self.slot_steers = [False] * num_slots
 
+    @property
+    def nbytes(self) -> int:
+        tensors = [*self.lora_a.values(), *self.lora_b.values(), self.steer]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def resize(self, num_slots: int, max_rank: int) -> None:
+        """Reallocate for `num_slots` slots of rank ≤ `max_rank`, keeping slots below both the old and the
+        new count as they are. The caller makes sure no dropped slot or rank segment is in use."""
+        if num_slots < 2 or max_rank < 1:
+            raise ValueError(f"a bank needs ≥ 2 slots and rank ≥ 1, got {num_slots} slots, rank {max_rank}")
+        keep, r_old, r_keep = min(num_slots, self.num_slots), self.max_rank, min(self.max_rank, max_rank)
+        for g, members in GROUPS.items():
+            a_old, b_old = self.lora_a[g], self.lora_b[g]
+            layers, _, _, in_g = a_old.shape
+            out_g = b_old.shape[2]
+            a = a_old.new_zeros(layers, num_slots, len(members) * max_rank, in_g)
+            b = b_old.new_zeros(layers, num_slots, out_g, len(members) * max_rank)
+            for m in range(len(members)):  # each projection's rank segment moves to its new offset
+                new, old = slice(m * max_rank, m * max_rank + r_keep), slice(m * r_old, m * r_old + r_keep)
+                a[:, :keep, new] = a_old[:, :keep, old]
+                b[:, :keep, :, new] = b_old[:, :keep, :, old]
+            self.lora_a[g], self.lora_b[g] = a, b
+        steer = self.steer.new_zeros(num_slots, *self.steer.shape[1:])
+        steer[:keep] = self.steer[:keep]
+        self.steer = steer
+        grow = num_slots - keep
+        self.slot_groups = self.slot_groups[:keep] + [frozenset()] * grow
+        self.slot_steers = self.slot_steers[:keep] + [False] * grow
+        self.num_slots, self.max_rank = num_slots, max_rank
+
     def write(
         self,
         slot: int,
