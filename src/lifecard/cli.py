@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,13 @@ MaxTokens = Annotated[int, typer.Option("--max-tokens", "-n", help="most tokens 
 Stop = Annotated[list[str] | None, typer.Option("--stop", help="stop at this string (repeatable)")]
 Beams = Annotated[int, typer.Option("--num-beams", help="beam search width; > 1 needs --temperature 0")]
 LengthPenalty = Annotated[float, typer.Option("--length-penalty", help="beam score = log p / length^this")]
+Cards = Annotated[
+    list[str] | None,
+    typer.Option("--card", help="plug in a life card: FILE or FILE:STRENGTH (repeatable; mixed exactly)"),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="refuse cards made on other weights of the same shape")
+]
 
 
 class _Fail(Exception):
@@ -59,13 +67,73 @@ def _params(**kw):
     from lifecard.engine.sampling import SamplingParams
 
     kw["stop"] = tuple(kw["stop"] or ())
-    return SamplingParams(**kw)
+    try:
+        return SamplingParams(**kw)
+    except ValueError as e:  # name the flags the user typed (--top-p), not the fields (top_p)
+        message = str(e)
+        for name in kw:
+            message = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), message)
+        raise _Fail(message) from None
 
 
-def _load(model, dtype, device):
+def _load(model, dtype, device, strict=False):
     from lifecard.engine.generate import Engine
 
-    return Engine.load(model, dtype=dtype, device=device)
+    return Engine.load(model, dtype=dtype, device=device, strict=strict)
+
+
+def _card_spec(spec: str) -> tuple[str, float | None]:
+    """'ada.card:0.6' -> ('ada.card', 0.6); 'ada.card' -> ('ada.card', None) (the card's default)."""
+    path, sep, tail = spec.rpartition(":")
+    if sep:
+        try:
+            return path, float(tail)
+        except ValueError:
+            pass
+    return spec, None
+
+
+class Deck:
+    """The cards plugged into one CLI session, mounted as one exact mix; every change re-mounts it,
+    and a change that fails leaves the previous mix in place."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.cards: dict[str, tuple] = {}  # id -> (Card, strength), in the order added
+        self.slot = 0
+
+    def add(self, path: str, strength: float | None = None) -> None:
+        from lifecard.cards.card import Card
+
+        card = Card.read(path)
+        self._apply({**self.cards, card.id: (card, card.default_strength if strength is None else strength)})
+
+    def remove(self, card_id: str) -> None:
+        self._need(card_id)
+        self._apply({k: v for k, v in self.cards.items() if k != card_id})
+
+    def set_strength(self, card_id: str, strength: float) -> None:
+        self._need(card_id)
+        self._apply({**self.cards, card_id: (self.cards[card_id][0], strength)})
+
+    def describe(self) -> str:
+        if not self.cards:
+            return "no cards: the base model"
+        return "\n".join(
+            f"{cid}  {card.name}  strength {s:g}  ({card.label})" for cid, (card, s) in self.cards.items()
+        )
+
+    def _need(self, card_id: str) -> None:
+        if card_id not in self.cards:
+            raise _Fail(f"no card {card_id!r} is plugged in (plugged: {', '.join(self.cards) or 'none'})")
+
+    def _apply(self, cards: dict[str, tuple]) -> None:
+        mount = self.engine.mount(list(cards.values()))  # validates everything before touching the bank
+        for warning in mount.warnings:
+            typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+        if self.slot:
+            self.engine.unmount(self.slot)
+        self.slot, self.cards = mount.slot, cards
 
 
 def _write(text: str) -> None:
@@ -73,11 +141,11 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def _run(engine, prompt_ids: list[int], params, on_text: Callable[[str], None]) -> str:
-    """Generate one reply, streaming its text (beam search prints it whole at the end)."""
+def _run(engine, prompt_ids: list[int], params, on_text: Callable[[str], None], slot: int = 0) -> str:
+    """Generate one reply on bank slot `slot`, streaming its text (beam search prints it whole at the end)."""
     from lifecard.engine.generate import Completion, Request
 
-    request = Request(prompt_ids, params)
+    request = Request(prompt_ids, params, slot)
     if params.num_beams > 1:
         text = engine.beam_search(request).text
         on_text(text)
@@ -108,6 +176,8 @@ def generate(
     stop: Stop = None,
     num_beams: Beams = 1,
     length_penalty: LengthPenalty = 1.0,
+    card: Cards = None,
+    strict: Strict = False,
 ) -> None:
     """Generate text from a prompt, streaming tokens as they come."""
     with _one_line_errors():
@@ -123,7 +193,10 @@ def generate(
             num_beams=num_beams,
             length_penalty=length_penalty,
         )
-        engine = _load(model, dtype, device)
+        engine = _load(model, dtype, device, strict)
+        deck = Deck(engine)
+        for spec in card or []:
+            deck.add(*_card_spec(spec))
         if chat:
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}
@@ -131,7 +204,7 @@ def generate(
             ids = engine.chat_prompt(messages)
         else:
             ids = engine.tokenizer.encode(prompt)
-        _run(engine, ids, params, _write)
+        _run(engine, ids, params, _write, deck.slot)
         _write("\n")
 
 
@@ -151,8 +224,10 @@ def chat(
     stop: Stop = None,
     num_beams: Beams = 1,
     length_penalty: LengthPenalty = 1.0,
+    card: Cards = None,
+    strict: Strict = False,
 ) -> None:
-    """Chat with the model; it keeps the conversation. /reset forgets it, /exit (or Ctrl-D) leaves."""
+    """Chat with the model; it keeps the conversation. Type /help for the commands (cards, /reset, /exit)."""
     with _one_line_errors():
         params = _params(
             temperature=temperature,
@@ -166,42 +241,97 @@ def chat(
             num_beams=num_beams,
             length_penalty=length_penalty,
         )
-        engine = _load(model, dtype, device)
-        typer.secho(
-            f"lifecard chat · {engine.source} · {engine.dtype}".replace("torch.", ""), err=True, dim=True
-        )
-        typer.secho("type a message; /reset forgets the conversation, /exit leaves", err=True, dim=True)
+        engine = _load(model, dtype, device, strict)
+        deck = Deck(engine)
+        for spec in card or []:
+            deck.add(*_card_spec(spec))
+        _note(f"lifecard chat · {engine.source} · {engine.dtype}".replace("torch.", ""))
+        _note(f"{deck.describe()} · /help lists the commands")
         start = [{"role": "system", "content": system}] if system else []
         history = list(start)
         while True:
             try:
-                line = input("> " if sys.stdin.isatty() else "")
+                line = input("> " if sys.stdin.isatty() else "").strip()
             except EOFError:
                 break
-            line = line.strip()
-            if not line:
-                continue
             if line in ("/exit", "/quit"):
                 break
             if line == "/reset":
                 history = list(start)
-                typer.secho("(conversation forgotten)", err=True, dim=True)
-                continue
-            if line.startswith("/"):
-                typer.secho(
-                    f"unknown command {line.split()[0]!r}: use /reset or /exit",
-                    err=True,
-                    fg=typer.colors.YELLOW,
-                )
-                continue
-            history.append({"role": "user", "content": line})
-            try:
-                reply = _run(engine, engine.chat_prompt(history), params, _write)
-            except KeyboardInterrupt:  # stop this reply, keep the chat
-                reply = ""
-                typer.secho("\n(interrupted)", err=True, dim=True)
-            _write("\n")
-            history.append({"role": "assistant", "content": reply})
+                _note("(conversation forgotten)")
+            elif line.startswith("/"):
+                try:
+                    _chat_command(line, deck)
+                except (ValueError, OSError, _Fail) as e:  # a bad command never ends the chat
+                    typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+            elif line:
+                history.append({"role": "user", "content": line})
+                try:
+                    reply = _run(engine, engine.chat_prompt(history), params, _write, deck.slot)
+                except KeyboardInterrupt:  # stop this reply, keep the chat
+                    reply = ""
+                    _note("\n(interrupted)")
+                _write("\n")
+                history.append({"role": "assistant", "content": reply})
+
+
+CHAT_HELP = """/card add FILE [STRENGTH]   plug in a card (from the next reply on)
+/card rm ID                 unplug it
+/card strength ID X         change how strongly it applies
+/cards                      what is plugged in
+/reset                      forget the conversation
+/exit                       leave (or Ctrl-D)"""
+
+
+def _chat_command(line: str, deck: Deck) -> None:
+    words = line.split()
+    match words:
+        case ["/help"]:
+            _note(CHAT_HELP)
+        case ["/cards"]:
+            _note(deck.describe())
+        case ["/card", "add", path]:
+            deck.add(path)
+            _note(deck.describe())
+        case ["/card", "add", path, strength]:
+            deck.add(path, _number(strength))
+            _note(deck.describe())
+        case ["/card", "rm", card_id]:
+            deck.remove(card_id)
+            _note(deck.describe())
+        case ["/card", "strength", card_id, strength]:
+            deck.set_strength(card_id, _number(strength))
+            _note(deck.describe())
+        case _:
+            raise _Fail(f"unknown or incomplete command {line!r}: /help lists the commands")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise _Fail(f"strength must be a number, got {text!r}") from None
+
+
+def _note(text: str) -> None:
+    typer.secho(text, err=True, dim=True)
+
+
+@app.command()
+def inspect(
+    file: Annotated[str, typer.Argument(help="a .card file")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show what a card holds: persona, base, modules, provenance, eval figures, digest, signature."""
+    with _one_line_errors():
+        import json
+
+        from lifecard.cards.inspect import format_inspection, inspect_card
+
+        summary = inspect_card(file)
+        typer.echo(
+            json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_inspection(summary)
+        )
 
 
 @app.command()

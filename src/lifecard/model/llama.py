@@ -204,6 +204,7 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         plugs: RowPlugs | None = None,
         logits_at: Tensor | None = None,
+        hidden_out: list[Tensor] | None = None,
     ) -> Tensor:
         """tokens, positions: [b, t]. Returns logits [b, t, vocab] in fp32, or [b, vocab] at the
         per-row index `logits_at` [b] (generation needs only each row's last real token).
@@ -211,6 +212,8 @@ class Transformer(nn.Module):
         With a cache, the t new tokens of row i sit at positions[i] and attend to every cached
         position ≤ their own; padding tokens (beyond a row's real length) are written to the cache
         but never read by real tokens, and are overwritten when the row grows.
+        `hidden_out`, when given, receives each decoder layer's output [b, t, hidden] (the residual
+        stream that steering vectors are added to), for forging and measuring cards.
         """
         b = tokens.shape[0]
         h = F.embedding(tokens, self.embed)  # [b, t, hidden]
@@ -220,6 +223,8 @@ class Transformer(nn.Module):
         mask = self._mask(positions, cache)
         for layer in self.layers:
             h = layer(h, rope, mask, positions, cache, plugs)
+            if hidden_out is not None:
+                hidden_out.append(h)
         if logits_at is not None:
             h = h[torch.arange(b, device=h.device), logits_at]  # [b, hidden]
         return F.linear(self.norm(h), self.lm_head).float()
