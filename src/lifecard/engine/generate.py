@@ -60,15 +60,16 @@ class Completion:
 
 
 @dataclass
-class _Row:
-    """One request while it runs."""
+class Row:
+    """One request while it runs: its sampler, detokenizer, stop matcher and place in the cache."""
 
-    index: int  # position in the caller's request list
+    index: int  # the caller's handle (position in its request list, job id, …)
     request: Request
     sampler: RowState
     decoder: StreamDecoder
     stops: StopMatcher
-    length: int  # positions filled in the cache
+    limit: int  # cache positions this row may fill (its context)
+    length: int = 0  # positions filled in the cache
     out: Completion = field(default_factory=Completion)
 
 
@@ -152,14 +153,14 @@ class Engine:
             raise ValueError("beam search returns whole sequences, not a stream: use generate()")
         if not requests:  # nothing to run (and no cache to size)
             return
-        rows = [self._start_row(i, r) for i, r in enumerate(requests)]
-        cache = KVCache(self.cfg, len(rows), self._cache_len(requests), self.dtype, self.device)
-        logits = self._prefill(rows, cache)
+        cache = KVCache(self.cfg, len(requests), self._cache_len(requests), self.dtype, self.device)
+        rows = [self.start_row(i, r, cache.max_len) for i, r in enumerate(requests)]
+        logits = self.prefill(rows, cache)
         while rows:
             tokens = sample_next(logits, [row.sampler for row in rows]).tolist()
             finished = []
             for j, (row, token) in enumerate(zip(rows, tokens, strict=True)):
-                text, done = self._advance(row, token)
+                text, done = self.advance(row, token)
                 if text:
                     yield row.index, text
                 if done:
@@ -172,7 +173,7 @@ class Engine:
                 if not rows:
                     break
                 cache.reorder(torch.tensor(keep, device=self.device))
-            logits = self._decode(rows, cache)
+            logits = self.decode(rows, cache)
 
     @torch.inference_mode()
     def beam_search(self, request: Request) -> Completion:
@@ -192,7 +193,7 @@ class Engine:
             torch.arange(prompt_len, device=self.device)[None],
             cache,
             plugs,
-            torch.tensor([prompt_len - 1]),
+            torch.tensor([prompt_len - 1], device=self.device),
         )
         logits = logits.expand(n, -1)
         cache.reorder(
@@ -218,7 +219,7 @@ class Engine:
             text = text[:cut]
         return Completion(out, text, "stop" if ended_on_eos or cut >= 0 else "length")
 
-    # --- internals -----------------------------------------------------------------------------
+    # --- building blocks of a decode loop (used by `stream` and the scheduler) -----------------
 
     def _check_prompt(self, prompt: list[int]) -> None:
         if not prompt:
@@ -229,18 +230,23 @@ class Engine:
                 f"the prompt has {len(prompt)} tokens; this model's context is {limit}: shorten it"
             )
 
-    def _start_row(self, index: int, request: Request) -> _Row:
+    def start_row(self, index: int, request: Request, limit: int) -> Row:
+        """A row for `request` whose cache holds `limit` positions; refuses a prompt that cannot run."""
         self._check_prompt(request.prompt)
+        if len(request.prompt) >= limit:
+            raise ValueError(
+                f"the prompt has {len(request.prompt)} tokens; the context here is {limit}: shorten it"
+            )
         sampler = RowState.start(request.params, request.prompt, self.cfg.vocab_size, self.device)
-        return _Row(
-            index, request, sampler, StreamDecoder(self.tokenizer), StopMatcher(request.params.stop), 0
+        return Row(
+            index, request, sampler, StreamDecoder(self.tokenizer), StopMatcher(request.params.stop), limit
         )
 
     def _cache_len(self, requests: Sequence[Request]) -> int:
         need = max(len(r.prompt) + r.params.max_tokens for r in requests)
         return min(need, self.cfg.max_position_embeddings)
 
-    def _prefill(self, rows: list[_Row], cache: KVCache) -> torch.Tensor:
+    def prefill(self, rows: list[Row], cache: KVCache) -> torch.Tensor:
         """All prompts in one forward, right-padded; returns each row's last-position logits [b, V]."""
         lengths = [len(row.request.prompt) for row in rows]
         width = max(lengths)
@@ -253,7 +259,8 @@ class Engine:
         last = torch.tensor(lengths) - 1
         return self.model(ids.to(self.device), positions.to(self.device), cache, plugs, last.to(self.device))
 
-    def _decode(self, rows: list[_Row], cache: KVCache) -> torch.Tensor:
+    def decode(self, rows: list[Row], cache: KVCache) -> torch.Tensor:
+        """One token per row (each row's last chosen one) → next logits [b, V]; cache row j is rows[j]."""
         ids = torch.tensor([[row.out.tokens[-1]] for row in rows], device=self.device)
         positions = torch.tensor([[row.length] for row in rows], device=self.device)
         for row in rows:
@@ -261,7 +268,7 @@ class Engine:
         plugs = self.bank.plugs([row.request.slot for row in rows])
         return self.model(ids, positions, cache, plugs)[:, -1]
 
-    def _advance(self, row: _Row, token: int) -> tuple[str, bool]:
+    def advance(self, row: Row, token: int) -> tuple[str, bool]:
         """Record one chosen token; returns (text to emit, is the row finished)."""
         out = row.out
         out.tokens.append(token)
@@ -276,7 +283,7 @@ class Engine:
             out.finish_reason = "stop"
             return text, True
         # row.length is where this token would be written: the context ends there
-        if len(out.tokens) >= row.request.params.max_tokens or row.length >= self.cfg.max_position_embeddings:
+        if len(out.tokens) >= row.request.params.max_tokens or row.length >= row.limit:
             tail = row.stops.push(row.decoder.flush())[0] + row.stops.flush()
             out.text += tail
             return text + tail, True

@@ -65,6 +65,17 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
+    def rows(self, start: int, stop: int) -> KVCache:
+        """Rows start..stop-1 as a cache of their own, sharing this one's memory (no copy)."""
+        view = KVCache.__new__(KVCache)
+        view.k, view.v = self.k[:, start:stop], self.v[:, start:stop]
+        return view
+
+    def move_row(self, src: int, dst: int, length: int) -> None:
+        """Copy the first `length` positions of row src into row dst (a scheduler compacting its rows)."""
+        self.k[:, dst, :, :length] = self.k[:, src, :, :length]
+        self.v[:, dst, :, :length] = self.v[:, src, :, :length]
+
     def reorder(self, rows: Tensor) -> None:
         """Keep rows[j] as row j (beam search): rows [batch'] indices into the current rows."""
         self.k = self.k.index_select(1, rows)
