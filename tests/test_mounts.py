@@ -140,3 +140,16 @@ def test_another_fingerprint_warns_and_strict_refuses(world):
     strict = MountTable(SocketBank(table.bank.cfg, 2, 4, torch.float32), base, strict=True)
     with pytest.raises(CardError, match="other weights of the same shape"):
         strict.mount([(x, 1.0)])
+
+
+def test_idle_mounts_stay_within_their_budget_least_recently_used_first(world):
+    _, _, base, table, _, _ = world
+    slot_bytes = table.bank.nbytes // table.bank.num_slots
+    table.idle_bytes = 2 * slot_bytes  # room for two idle mounts
+    cards = [card(base, f"c{i}", seed=i) for i in range(3)]
+    slots = [table.mount([(c, 1.0)]).slot for c in cards]
+    for slot in slots:
+        table.unmount(slot)  # c0 released first: the least recently used
+    assert [m.key[0][0] for m in table] == [c.manifest["content_sha256"] for c in cards[1:]]
+    again = table.mount([(cards[2], 1.0)])
+    assert again.slot == slots[2] and table.hits == 1 and table.evictions == 1  # reused, not remounted

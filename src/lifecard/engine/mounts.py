@@ -31,10 +31,15 @@ class Mount:
 
 
 class MountTable:
-    def __init__(self, bank: SocketBank, base: BaseInfo, *, strict: bool = False):
-        self.bank, self.base, self.strict = bank, base, strict
+    """`idle_bytes`: how much bank memory mounts nobody holds may keep, so the next request for the
+    same mix needs no mount; beyond it the least recently used idle mounts are cleared. 0 clears a
+    mount as soon as its last holder lets go."""
+
+    def __init__(self, bank: SocketBank, base: BaseInfo, *, strict: bool = False, idle_bytes: int = 0):
+        self.bank, self.base, self.strict, self.idle_bytes = bank, base, strict, idle_bytes
         self.min_slots, self.min_rank = bank.num_slots, bank.max_rank
         self.by_slot: dict[int, Mount] = {}
+        self.hits = self.evictions = 0
 
     def mount(self, mix: Mix) -> Mount:
         """Place `mix` [(card, strength), …] in a slot (slot 0 when every strength is 0)."""
@@ -49,6 +54,7 @@ class MountTable:
             if mount.key == key:
                 mount.users += 1
                 mount.last_used = time.monotonic()
+                self.hits += 1
                 return mount
         rank = rank_of(lora)
         slot = self._free_slot()
@@ -60,15 +66,25 @@ class MountTable:
         return mount
 
     def unmount(self, slot: int) -> None:
-        """Release one hold on `slot`; the last release empties the slot and may shrink the bank."""
+        """Release one hold on `slot`. When nobody holds it, it stays mounted while idle mounts fit in
+        `idle_bytes`; otherwise it is cleared, and the bank may shrink."""
         mount = self.by_slot.get(slot)
         if mount is None:
             raise ValueError(f"slot {slot} holds no mounted card (mounted: {sorted(self.by_slot) or 'none'})")
         mount.users -= 1
-        if mount.users > 0:
-            return
-        del self.by_slot[slot]
-        self.bank.clear(slot)
+        mount.last_used = time.monotonic()
+        if mount.users == 0:
+            self._evict(self.idle_bytes)
+
+    def _evict(self, keep_bytes: int) -> None:
+        """Clear idle mounts, least recently used first, until they take at most `keep_bytes`."""
+        idle = sorted((m for m in self.by_slot.values() if m.users == 0), key=lambda m: m.last_used)
+        slot_bytes = self.bank.nbytes // self.bank.num_slots
+        while idle and len(idle) * slot_bytes > keep_bytes:
+            mount = idle.pop(0)
+            del self.by_slot[mount.slot]
+            self.bank.clear(mount.slot)
+            self.evictions += 1
         self._shrink()
 
     def __iter__(self):
@@ -78,6 +94,13 @@ class MountTable:
         for slot in range(1, self.bank.num_slots):
             if slot not in self.by_slot:
                 return slot
+        idle = [m for m in self.by_slot.values() if m.users == 0]
+        if idle:  # reuse the least recently used idle slot before growing the bank
+            lru = min(idle, key=lambda m: m.last_used)
+            del self.by_slot[lru.slot]
+            self.bank.clear(lru.slot)
+            self.evictions += 1
+            return lru.slot
         slot = self.bank.num_slots
         self.bank.resize(2 * slot, self.bank.max_rank)
         return slot
