@@ -62,6 +62,7 @@ class SocketBank:
         # which groups / steering each slot actually carries, so empty sockets cost nothing
         self.slot_groups: list[frozenset[str]] = [frozenset()] * num_slots
         self.slot_steers = [False] * num_slots
+        self._views: dict[int, list[dict[str, tuple[Tensor, Tensor]]]] = {}  # see _slot_views
 
     @property
     def nbytes(self) -> int:
@@ -92,6 +93,7 @@ class SocketBank:
         self.slot_groups = self.slot_groups[:keep] + [frozenset()] * grow
         self.slot_steers = self.slot_steers[:keep] + [False] * grow
         self.num_slots, self.max_rank = num_slots, max_rank
+        self._views.clear()
 
     def write(
         self,
@@ -139,6 +141,7 @@ class SocketBank:
         self.steer[slot].zero_()
         self.slot_groups[slot] = frozenset()
         self.slot_steers[slot] = False
+        self._views.pop(slot, None)
 
     def plugs(self, slots: list[int]) -> RowPlugs:
         """The per-step context for a batch whose row i uses slot slots[i]."""
@@ -151,7 +154,21 @@ class SocketBank:
         steer_rows = None
         if any(self.slot_steers[s] for s in slots):
             steer_rows = self.steer.index_select(0, index)  # [b, layers, hidden], gathered once per step
-        return RowPlugs(self, index, uniform, groups, steer_rows)
+        views = self._slot_views(uniform) if uniform and groups else None
+        return RowPlugs(self, index, uniform, groups, steer_rows, views)
+
+    def _slot_views(self, slot: int) -> list[dict[str, tuple[Tensor, Tensor]]]:
+        """Per layer and group, (Aᵀ [in, r], Bᵀ [r, out]) of one slot: views made once per mount, not
+        once per projection per step (at batch 1 the view bookkeeping costs as much as the matmuls)."""
+        if slot not in self._views:
+            self._views[slot] = [
+                {
+                    g: (self.lora_a[g][layer, slot].T, self.lora_b[g][layer, slot].T)
+                    for g in self.slot_groups[slot]
+                }
+                for layer in range(self.cfg.num_layers)
+            ]
+        return self._views[slot]
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,7 @@ class RowPlugs:
     uniform: int | None  # the slot when every row shares one (no gather needed), else None
     groups: frozenset[str]  # LoRA groups carried by at least one row
     steer_rows: Tensor | None  # [b, layers, hidden] or None when no row steers
+    uniform_views: list[dict[str, tuple[Tensor, Tensor]]] | None = None  # the uniform slot's (Aᵀ, Bᵀ)
 
     def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor:
         """Semantics: y[i] += (x[i] @ A[slot_i]ᵀ) @ B[slot_i]ᵀ for every row i.
@@ -170,11 +188,11 @@ class RowPlugs:
         """
         if group not in self.groups:
             return y
-        a, b = self.bank.lora_a[group][layer], self.bank.lora_b[group][layer]  # [S, r, in], [S, out, r]
-        if self.uniform is not None:  # one slot for all rows: plain matmuls on views, no gather
-            xa = x.reshape(-1, x.shape[-1]) @ a[self.uniform].T  # [b*t, r]
-            y.view(-1, y.shape[-1]).addmm_(xa, b[self.uniform].T)
+        if self.uniform_views is not None:  # one slot for all rows: plain matmuls on views, no gather
+            a_t, b_t = self.uniform_views[layer][group]  # [in, r], [r, out]
+            y.view(-1, y.shape[-1]).addmm_(x.reshape(-1, x.shape[-1]) @ a_t, b_t)
             return y
+        a, b = self.bank.lora_a[group][layer], self.bank.lora_b[group][layer]  # [S, r, in], [S, out, r]
         xa = torch.bmm(x, a.index_select(0, self.slots).transpose(1, 2))  # [b, t, r]
         return y.baddbmm_(xa, b.index_select(0, self.slots).transpose(1, 2))
 
