@@ -116,7 +116,7 @@ class Engine:
         cfg, weights, tokenizer, source = load_model_files(model, torch_dtype)
         net = Transformer.from_state_dict(cfg, weights, torch_dtype, device)
         del weights
-        bank = SocketBank(cfg, num_slots, max_rank, torch_dtype, device)
+        bank = SocketBank(cfg, num_slots, max_rank, device=device)  # float32: see SocketBank
         model_id = DEFAULT_MODEL_FILE if model is None else Path(model).name
         base = BaseInfo.from_config(cfg, model_id, model_fingerprint(model))
         return cls(net, tokenizer, bank, source, base, strict)

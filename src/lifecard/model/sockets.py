@@ -38,9 +38,19 @@ class SocketBank:
     lora_a[g]: [layers, slots, r_g, in_g]    r_g = len(GROUPS[g]) * max_rank
     lora_b[g]: [layers, slots, out_g, r_g]   block-diagonal; the scale (α/r · strength) folded in
     steer:     [slots, layers, hidden]       added to each decoder layer's output
+
+    The bank is float32 whatever the model's dtype: low-rank matmuls are tiny, and in bf16 their
+    fixed cost on CPU is several times that of fp32 (BENCHMARKS.md).
     """
 
-    def __init__(self, cfg: ModelConfig, num_slots: int, max_rank: int, dtype: torch.dtype, device="cpu"):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        num_slots: int,
+        max_rank: int,
+        dtype: torch.dtype = torch.float32,
+        device="cpu",
+    ):
         if num_slots < 2:
             raise ValueError(f"a bank needs at least 2 slots (slot 0 is the base), got {num_slots}")
         self.cfg, self.num_slots, self.max_rank = cfg, num_slots, max_rank
@@ -149,13 +159,16 @@ class SocketBank:
             if not 0 <= s < self.num_slots:
                 raise ValueError(f"slot {s} is not in this bank (0..{self.num_slots - 1})")
         groups = frozenset().union(*(self.slot_groups[s] for s in slots))
-        uniform = slots[0] if len(set(slots)) == 1 else None
-        index = torch.tensor(slots, device=self.steer.device)
         steer_rows = None
         if any(self.slot_steers[s] for s in slots):
+            index = torch.tensor(slots, device=self.steer.device)
             steer_rows = self.steer.index_select(0, index)  # [b, layers, hidden], gathered once per step
-        views = self._slot_views(uniform) if uniform and groups else None
-        return RowPlugs(self, index, uniform, groups, steer_rows, views)
+        if not groups:
+            return RowPlugs(groups, None, [], steer_rows)
+        if len(set(slots)) == 1:
+            return RowPlugs(groups, self._slot_views(slots[0]), [], steer_rows)
+        rows = [(i, self._slot_views(s)) for i, s in enumerate(slots) if self.slot_groups[s]]
+        return RowPlugs(groups, None, rows, steer_rows)
 
     def _slot_views(self, slot: int) -> list[dict[str, tuple[Tensor, Tensor]]]:
         """Per layer and group, (Aᵀ [in, r], Bᵀ [r, out]) of one slot: views made once per mount, not
@@ -171,33 +184,47 @@ class SocketBank:
         return self._views[slot]
 
 
+SlotViews = list[dict[str, tuple[Tensor, Tensor]]]  # per layer: group -> (Aᵀ [in, r], Bᵀ [r, out])
+
+
 @dataclass(frozen=True)
 class RowPlugs:
-    bank: SocketBank
-    slots: Tensor  # [b] slot of each row
-    uniform: int | None  # the slot when every row shares one (no gather needed), else None
     groups: frozenset[str]  # LoRA groups carried by at least one row
+    uniform: SlotViews | None  # every row on this one slot: one matmul pair for the whole batch
+    rows: list[tuple[int, SlotViews]]  # otherwise: (row, its slot) for each row that carries LoRA
     steer_rows: Tensor | None  # [b, layers, hidden] or None when no row steers
-    uniform_views: list[dict[str, tuple[Tensor, Tensor]]] | None = None  # the uniform slot's (Aᵀ, Bᵀ)
 
     def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor:
         """Semantics: y[i] += (x[i] @ A[slot_i]ᵀ) @ B[slot_i]ᵀ for every row i.
 
         x: [b, t, in], y: [b, t, out] (the base projection's output, updated in place and returned).
-        Rows on slot 0 add an exact zero, so they keep the base output bit for bit.
+        Rows of different slots each read their own factors straight from the bank (the BGMV idea):
+        a view per row, no copy of anybody's weights. Rows on slot 0 are not touched at all, so they
+        keep the base output bit for bit; a row's result never depends on its neighbours.
         """
         if group not in self.groups:
             return y
-        if self.uniform_views is not None:  # one slot for all rows: plain matmuls on views, no gather
-            a_t, b_t = self.uniform_views[layer][group]  # [in, r], [r, out]
-            y.view(-1, y.shape[-1]).addmm_(x.reshape(-1, x.shape[-1]) @ a_t, b_t)
+        if self.uniform is not None:
+            a_t, b_t = self.uniform[layer][group]
+            add_low_rank(y.view(-1, y.shape[-1]), x.reshape(-1, x.shape[-1]), a_t, b_t)
             return y
-        a, b = self.bank.lora_a[group][layer], self.bank.lora_b[group][layer]  # [S, r, in], [S, out, r]
-        xa = torch.bmm(x, a.index_select(0, self.slots).transpose(1, 2))  # [b, t, r]
-        return y.baddbmm_(xa, b.index_select(0, self.slots).transpose(1, 2))
+        for i, views in self.rows:
+            factors = views[layer].get(group)
+            if factors is not None:
+                add_low_rank(y[i], x[i], *factors)
+        return y
 
     def steer(self, h: Tensor, layer: int) -> Tensor:
         """Semantics: h[i] += v[slot_i, layer].  h: [b, t, hidden]."""
         if self.steer_rows is None:
             return h
-        return h + self.steer_rows[:, layer, None, :]
+        return h + self.steer_rows[:, layer, None, :].to(h.dtype)
+
+
+def add_low_rank(y: Tensor, x: Tensor, a_t: Tensor, b_t: Tensor) -> None:
+    """y += (x @ a_t) @ b_t in place, computed in the bank's dtype. y: [m, out], x: [m, in],
+    a_t: [in, r], b_t: [r, out]."""
+    if y.dtype == a_t.dtype:
+        y.addmm_(x @ a_t, b_t)
+    else:  # a bf16 model on an fp32 bank: these tiny matmuls run ~5× faster in fp32 on CPU
+        y.add_(((x.to(a_t.dtype) @ a_t) @ b_t).to(y.dtype))
