@@ -22,7 +22,7 @@ def load_both(dtype: torch.dtype, num_slots: int = 9, max_rank: int = 16):
     ours = Engine(
         Transformer.from_state_dict(cfg, weights, dtype),
         tokenizer,
-        SocketBank(cfg, num_slots, max_rank, dtype),
+        SocketBank(cfg, num_slots, max_rank),
         source,
     )
     hf = LlamaForCausalLM(LlamaConfig(**cfg.to_hf())).to(dtype)
