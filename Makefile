@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/lifecard chat
+	$(BIN)/lifecard serve $(addprefix --card ,$(wildcard examples/cards/*.card))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -82,15 +84,24 @@ def _load(model, dtype, device, strict=False):
     return Engine.load(model, dtype=dtype, device=device, strict=strict)
 
 
-def _card_spec(spec: str) -> tuple[str, float | None]:
-    """'ada.card:0.6' -> ('ada.card', 0.6); 'ada.card' -> ('ada.card', None) (the card's default)."""
-    path, sep, tail = spec.rpartition(":")
-    if sep:
-        try:
-            return path, float(tail)
-        except ValueError:
-            pass
-    return spec, None
+def _read_cards(specs: list[str] | None) -> list[tuple]:
+    """--card values, read and validated before the model loads: 'ada.card:0.6' -> (Card, 0.6);
+    'ada.card' -> (Card, None), None meaning the card's default strength."""
+    from lifecard.cards.card import Card
+
+    cards = []
+    for spec in specs or []:
+        path, sep, tail = spec.rpartition(":")
+        strength = None
+        if sep:
+            try:
+                strength = float(tail)
+            except ValueError:
+                path = spec
+        else:
+            path = spec
+        cards.append((Card.read(path), strength))
+    return cards
 
 
 class Deck:
@@ -102,10 +113,7 @@ class Deck:
         self.cards: dict[str, tuple] = {}  # id -> (Card, strength), in the order added
         self.slot = 0
 
-    def add(self, path: str, strength: float | None = None) -> None:
-        from lifecard.cards.card import Card
-
-        card = Card.read(path)
+    def add(self, card, strength: float | None = None) -> None:
         self._apply({**self.cards, card.id: (card, card.default_strength if strength is None else strength)})
 
     def remove(self, card_id: str) -> None:
@@ -193,10 +201,11 @@ def generate(
             num_beams=num_beams,
             length_penalty=length_penalty,
         )
+        cards = _read_cards(card)
         engine = _load(model, dtype, device, strict)
         deck = Deck(engine)
-        for spec in card or []:
-            deck.add(*_card_spec(spec))
+        for each, strength in cards:
+            deck.add(each, strength)
         if chat:
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}
@@ -241,10 +250,11 @@ def chat(
             num_beams=num_beams,
             length_penalty=length_penalty,
         )
+        cards = _read_cards(card)
         engine = _load(model, dtype, device, strict)
         deck = Deck(engine)
-        for spec in card or []:
-            deck.add(*_card_spec(spec))
+        for each, strength in cards:
+            deck.add(each, strength)
         _note(f"lifecard chat · {engine.source} · {engine.dtype}".replace("torch.", ""))
         _note(f"{deck.describe()} · /help lists the commands")
         start = [{"role": "system", "content": system}] if system else []
@@ -291,10 +301,10 @@ def _chat_command(line: str, deck: Deck) -> None:
         case ["/cards"]:
             _note(deck.describe())
         case ["/card", "add", path]:
-            deck.add(path)
+            deck.add(*_read_cards([path])[0])
             _note(deck.describe())
         case ["/card", "add", path, strength]:
-            deck.add(path, _number(strength))
+            deck.add(_read_cards([path])[0][0], _number(strength))
             _note(deck.describe())
         case ["/card", "rm", card_id]:
             deck.remove(card_id)
@@ -332,6 +342,105 @@ def inspect(
         typer.echo(
             json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_inspection(summary)
         )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    model: Model = None,
+    dtype: Dtype = "auto",
+    device: Device = "cpu",
+    store: Annotated[
+        str | None, typer.Option("--store", help="card store folder [default: user data dir lifecard/cards]")
+    ] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            "--keys", help="API keys file (JSON or `KEY OWNER [admin]` lines); also $LIFECARD_API_KEYS"
+        ),
+    ] = None,
+    card_memory: Annotated[
+        int, typer.Option("--card-memory", help="MB of bank memory idle mounted cards may keep")
+    ] = 256,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="rows of the running batch")] = 16,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="requests that may wait; then 429")] = 64,
+    context: Annotated[
+        int, typer.Option("--context", help="prompt + completion tokens per request (at most the model's)")
+    ] = 2048,
+    card: Annotated[
+        list[str] | None,
+        typer.Option("--card", help="put this .card file in the store as a public card (repeatable)"),
+    ] = None,
+    strict: Strict = False,
+) -> None:
+    """Serve the OpenAI-compatible API, where every request may bring its own life cards."""
+    with _one_line_errors():
+        import os
+
+        from lifecard.server.auth import ENV_VAR, Keys
+
+        api_keys = Keys.load(keys, os.environ.get(ENV_VAR))
+        if api_keys.is_open and not _is_loopback(host):
+            raise _Fail(
+                f"no API keys are configured, so the server may only listen on loopback, not {host}: "
+                f"pass --keys FILE or set {ENV_VAR}, or use --host 127.0.0.1"
+            )
+        for name, value in (("--port", port), ("--max-rows", max_rows), ("--context", context)):
+            if value < 1:
+                raise _Fail(f"{name} must be ≥ 1, got {value}")
+        if card_memory < 0 or max_queue < 0:
+            raise _Fail("--card-memory and --max-queue must be ≥ 0")
+        import uvicorn
+        from platformdirs import user_data_dir
+
+        from lifecard.cards.card import Card
+        from lifecard.server.app import BASE_ALIAS, create_app
+
+        preload = [(Path(path), Card.read(path)) for path in card or []]  # before the model loads
+        engine = _load(model, dtype, device, strict)
+        engine.mounts.idle_bytes = card_memory * 2**20
+        cards = _open_store(engine, Path(store or Path(user_data_dir("lifecard")) / "cards"), strict, preload)
+        context = min(context, engine.cfg.max_position_embeddings)
+        app_ = create_app(engine, cards, api_keys, max_rows=max_rows, max_queue=max_queue, context=context)
+        auth = (
+            f"{len(api_keys.owners)} owner(s) with API keys"
+            if not api_keys.is_open
+            else "no API keys: loopback only, every caller is the owner 'local'"
+        )
+        _note(f"lifecard serve · {engine.source} · {engine.dtype}".replace("torch.", ""))
+        _note(f"model id {engine.base.model_id!r} (or {BASE_ALIAS!r})")
+        _note(f"{len(cards.entries)} card(s) in {cards.root}")
+        _note(f"{auth} · http://{host}:{port}/v1")
+        uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+SERVER_OWNER = "server"  # who owns the cards `serve --card` puts in the store
+
+
+def _open_store(engine, root: Path, strict: bool, preload: list[tuple]):
+    """The card store, with each preloaded (path, Card) in it as a public card of the owner "server"
+    (written only when the store does not hold that very card already)."""
+    from lifecard.server.app import BASE_ALIAS
+    from lifecard.server.store import Store
+
+    store = Store(root, engine.base, strict=strict, reserved=(BASE_ALIAS, engine.base.model_id))
+    for path, card in preload:
+        entry = store.get(card.id)
+        if entry is not None and entry.owner != SERVER_OWNER:
+            raise _Fail(f"--card {path}: the store already holds a card {card.id!r} of {entry.owner}")
+        if entry is None or entry.digest != card.manifest["content_sha256"] or not entry.public:
+            store.put(path.read_bytes(), SERVER_OWNER, public=True, filename=path.name)
+    return store
 
 
 @app.command()

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+GREEDY_BELOW = 1e-5
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -46,7 +48,8 @@ class SamplingParams:
 
     @property
     def is_greedy(self) -> bool:
-        return self.temperature == 0.0
+        # below 1e-5, logits / T overflows float32: such a temperature means greedy (as in vLLM)
+        return self.temperature < GREEDY_BELOW
 
     def _first_problem(self) -> str | None:
         checks = [  # (field, is it valid, the rule)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -28,6 +29,8 @@ from lifecard.cards.compose import Mix
 from lifecard.engine.generate import Completion, Engine, Request, Row
 from lifecard.engine.sampling import sample_next
 from lifecard.model.llama import KVCache
+
+log = logging.getLogger(__name__)
 
 
 class QueueFull(RuntimeError):
@@ -119,7 +122,14 @@ class Scheduler:
                     self._wake.wait()
                 if self._stop:
                     break
-            self.step()
+            try:
+                self.step()
+            except Exception as e:  # a step that raises fails the rows it ran, not the whole server
+                log.exception("a scheduler step failed; its %d rows are dropped", len(self.running))
+                failed, self.running = self.running, []
+                for job in failed:
+                    self._release(job)
+                    self._finish(job, None, e)
         for job in [*self.running, *self.waiting]:  # shutting down: nobody is left hanging
             self._finish(job, None, RuntimeError("the server is shutting down"))
 
