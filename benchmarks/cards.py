@@ -28,7 +28,9 @@ TARGETS = {
 }
 
 
-def make_cards(engine, n: int, rank: int, targets: tuple[str, ...], folder: Path) -> list[Path]:
+def make_cards(
+    engine, n: int, rank: int, targets: tuple[str, ...], folder: Path, dtype: torch.dtype
+) -> list[Path]:
     paths = []
     for i in range(n):
         lora = {k: v for k, v in random_lora(engine.cfg, rank, seed=100 + i).items() if k[1] in targets}
@@ -69,12 +71,15 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mounts", type=int, default=50, help="mount/unmount cycles timed")
+    ap.add_argument(
+        "--card-dtype", default="float32", choices=["bfloat16", "float32"], help="as stored in the file"
+    )
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
     targets = TARGETS[args.targets]
     engine, hf = load_both(dtype, num_slots=args.batch + 1, max_rank=args.rank)
     folder = Path(tempfile.mkdtemp(prefix="lifecard-bench-"))
-    paths = make_cards(engine, args.batch, args.rank, targets, folder)
+    paths = make_cards(engine, args.batch, args.rank, targets, folder, getattr(torch, args.card_dtype))
     size_mb = paths[0].stat().st_size / 1e6
     print(
         f"# cards benchmark: {args.dtype}, {torch.get_num_threads()} threads, rank {args.rank} on "
@@ -102,7 +107,7 @@ def main() -> None:
         peft.save_pretrained(tmp, selected_adapters=["c0"])
         for i in range(min(args.mounts, 20)):
             t0 = time.perf_counter()
-            peft.load_adapter(str(Path(tmp)), adapter_name=f"load{i}")
+            peft.load_adapter(str(Path(tmp) / "c0"), adapter_name=f"load{i}")  # PEFT saves per adapter name
             peft_ms.append((time.perf_counter() - t0) * 1e3)
             peft.delete_adapter(f"load{i}")
     assert isinstance(peft, PeftModel)

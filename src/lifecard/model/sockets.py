@@ -166,9 +166,9 @@ class SocketBank:
         if not groups:
             return RowPlugs(groups, None, [], steer_rows)
         if len(set(slots)) == 1:
-            return RowPlugs(groups, self._slot_views(slots[0]), [], steer_rows)
+            return RowPlugs(groups, self._slot_views(slots[0]), [], steer_rows, self.steer.dtype)
         rows = [(i, self._slot_views(s)) for i, s in enumerate(slots) if self.slot_groups[s]]
-        return RowPlugs(groups, None, rows, steer_rows)
+        return RowPlugs(groups, None, rows, steer_rows, self.steer.dtype)
 
     def _slot_views(self, slot: int) -> list[dict[str, tuple[Tensor, Tensor]]]:
         """Per layer and group, (Aᵀ [in, r], Bᵀ [r, out]) of one slot: views made once per mount, not
@@ -193,6 +193,7 @@ class RowPlugs:
     uniform: SlotViews | None  # every row on this one slot: one matmul pair for the whole batch
     rows: list[tuple[int, SlotViews]]  # otherwise: (row, its slot) for each row that carries LoRA
     steer_rows: Tensor | None  # [b, layers, hidden] or None when no row steers
+    dtype: torch.dtype = torch.float32  # the bank's
 
     def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor:
         """Semantics: y[i] += (x[i] @ A[slot_i]ᵀ) @ B[slot_i]ᵀ for every row i.
@@ -208,10 +209,16 @@ class RowPlugs:
             a_t, b_t = self.uniform[layer][group]
             add_low_rank(y.view(-1, y.shape[-1]), x.reshape(-1, x.shape[-1]), a_t, b_t)
             return y
+        xs = x.to(self.dtype).unbind(0)  # row views in one call: per row, only the two matmuls remain
+        delta = y if y.dtype == self.dtype else torch.zeros(y.shape, dtype=self.dtype, device=y.device)
+        deltas = delta.unbind(0)
         for i, views in self.rows:
             factors = views[layer].get(group)
             if factors is not None:
-                add_low_rank(y[i], x[i], *factors)
+                a_t, b_t = factors
+                deltas[i].addmm_(xs[i] @ a_t, b_t)
+        if delta is not y:  # a bf16 model: add the fp32 deltas once (zeros on other rows: exact)
+            y.add_(delta.to(y.dtype))
         return y
 
     def steer(self, h: Tensor, layer: int) -> Tensor:
