@@ -35,7 +35,12 @@ def make_cards(
     for i in range(n):
         lora = {k: v for k, v in random_lora(engine.cfg, rank, seed=100 + i).items() if k[1] in targets}
         card = Card.new(
-            id=f"bench{i}", name=f"Bench {i}", base=engine.base, lora=lora, lora_alpha=float(rank)
+            id=f"bench{i}",
+            name=f"Bench {i}",
+            base=engine.base,
+            lora=lora,
+            lora_alpha=float(rank),
+            dtype=dtype,
         )
         path = folder / f"bench{i}.card"
         card.write(path)
