@@ -78,10 +78,18 @@ def _params(**kw):
         raise _Fail(message) from None
 
 
-def _load(model, dtype, device, strict=False):
+def _prepare(sampling: dict, card_specs, model, dtype, device, strict):
+    """Check the flags, then the cards, then load the model and plug the cards in: cheap checks first,
+    so a bad flag or card fails before seconds are spent loading."""
     from lifecard.engine.generate import Engine
 
-    return Engine.load(model, dtype=dtype, device=device, strict=strict)
+    params = _params(**sampling)
+    cards = _read_cards(card_specs)
+    engine = Engine.load(model, dtype=dtype, device=device, strict=strict)
+    deck = Deck(engine)
+    for card, strength in cards:
+        deck.add(card, strength)
+    return params, engine, deck
 
 
 def _read_cards(specs: list[str] | None) -> list[tuple]:
@@ -189,23 +197,25 @@ def generate(
 ) -> None:
     """Generate text from a prompt, streaming tokens as they come."""
     with _one_line_errors():
-        params = _params(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-            max_tokens=max_tokens,
-            stop=stop,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
+        params, engine, deck = _prepare(
+            dict(
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                repetition_penalty=repetition_penalty,
+                seed=seed,
+                max_tokens=max_tokens,
+                stop=stop,
+                num_beams=num_beams,
+                length_penalty=length_penalty,
+            ),
+            card,
+            model,
+            dtype,
+            device,
+            strict,
         )
-        cards = _read_cards(card)
-        engine = _load(model, dtype, device, strict)
-        deck = Deck(engine)
-        for each, strength in cards:
-            deck.add(each, strength)
         if chat:
             messages = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt}
@@ -238,23 +248,25 @@ def chat(
 ) -> None:
     """Chat with the model; it keeps the conversation. Type /help for the commands (cards, /reset, /exit)."""
     with _one_line_errors():
-        params = _params(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-            max_tokens=max_tokens,
-            stop=stop,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
+        params, engine, deck = _prepare(
+            dict(
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                repetition_penalty=repetition_penalty,
+                seed=seed,
+                max_tokens=max_tokens,
+                stop=stop,
+                num_beams=num_beams,
+                length_penalty=length_penalty,
+            ),
+            card,
+            model,
+            dtype,
+            device,
+            strict,
         )
-        cards = _read_cards(card)
-        engine = _load(model, dtype, device, strict)
-        deck = Deck(engine)
-        for each, strength in cards:
-            deck.add(each, strength)
         _note(f"lifecard chat · {engine.source} · {engine.dtype}".replace("torch.", ""))
         _note(f"{deck.describe()} · /help lists the commands")
         start = [{"role": "system", "content": system}] if system else []
@@ -395,10 +407,11 @@ def serve(
         from platformdirs import user_data_dir
 
         from lifecard.cards.card import Card
+        from lifecard.engine.generate import Engine
         from lifecard.server.app import BASE_ALIAS, create_app
 
         preload = [(Path(path), Card.read(path)) for path in card or []]  # before the model loads
-        engine = _load(model, dtype, device, strict)
+        engine = Engine.load(model, dtype=dtype, device=device, strict=strict)
         engine.mounts.idle_bytes = card_memory * 2**20
         cards = _open_store(engine, Path(store or Path(user_data_dir("lifecard")) / "cards"), strict, preload)
         context = min(context, engine.cfg.max_position_embeddings)

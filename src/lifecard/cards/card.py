@@ -12,11 +12,9 @@ well-formed card. Whether it fits a given model is `base.check_card`'s question.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +26,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
+from lifecard.atomic import write_atomic
 from lifecard.cards import validate
 from lifecard.cards.base import BaseInfo
 from lifecard.cards.validate import (
@@ -256,7 +255,7 @@ class Card:
                 f"card {label} would be {len(blob)} bytes, over the limit of "
                 f"{validate.MAX_FILE_BYTES} bytes: forge it with a lower rank or fewer layers"
             )
-        _atomic_write(path, blob)
+        write_atomic(path, blob)
 
     # ------------------------------------------------------------ what the engine uses
 
@@ -444,27 +443,3 @@ def _check_content(manifest: dict[str, Any], tensors: Mapping[str, Tensor], labe
     table = {n: (_dtype_code(t.dtype), tuple(t.shape)) for n, t in tensors.items()}
     _refuse(check_tensors(manifest, table, label))
     _refuse(check_finite(((n, DTYPE_CODES[t.dtype], tensor_bytes(t)) for n, t in tensors.items()), label))
-
-
-def _atomic_write(path: Path, blob: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes 0600; a card is not secret: keep the mode of the file it replaces, else 0644
-            with contextlib.suppress(FileNotFoundError):
-                os.fchmod(f.fileno(), 0o644 if not path.exists() else path.stat().st_mode & 0o777)
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # make the rename itself durable (best effort: not every platform can open a folder)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -13,9 +13,7 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from platformdirs import user_cache_dir
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from lifecard.atomic import atomic_path, write_atomic
 from lifecard.model.config import ConfigError, ModelConfig
 from lifecard.model.gguf import (
     ModelFileError,
@@ -212,7 +211,7 @@ def write_safetensors(
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # the reference writer aligns the data to 8 bytes
 
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob)
         for (name, tensor), (expected, shape) in zip(tensors, shapes.items(), strict=True):
             if name != expected or tuple(tensor.shape) != shape:
@@ -344,18 +343,4 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-
-
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path` that replaces it on success, so readers never see half a file."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2))

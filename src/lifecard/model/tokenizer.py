@@ -8,8 +8,6 @@ by the fast tokenizer's post-processor, so one flag decides it for every source.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as Backend
 
+from lifecard.atomic import write_atomic
 from lifecard.model.gguf import TOKEN_TYPE_CONTROL, TOKEN_TYPE_USER_DEFINED, ModelFileError
 
 # The split regexes of llama.cpp's pre-tokenizer names, as in each model's own tokenizer.json
@@ -154,8 +153,8 @@ class Tokenizer:
             "add_bos_token": self.add_bos,
             "chat_template": self.chat_template,
         }
-        _write_atomic(directory / "tokenizer.json", self.backend.to_str())
-        _write_atomic(directory / _CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2))
+        write_atomic(directory / "tokenizer.json", self.backend.to_str())
+        write_atomic(directory / _CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2))
 
     # ---- using
 
@@ -333,15 +332,3 @@ def _read_json(path: Path) -> dict[str, Any]:
             f"{path} is not valid JSON ({e}): restore the file from the model's source"
         ) from e
     return data if isinstance(data, dict) else {}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # a reader never sees a half-written file, even if this process dies mid-write
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lifecard.atomic import fsync_dir, write_atomic
 from lifecard.cards.base import BaseInfo, check_card
 from lifecard.cards.card import Card
 from lifecard.cards.validate import CardError
@@ -163,7 +164,7 @@ class Store:
                 keep_public = old.public if old is not None else False
                 entry = summarize(card, owner, keep_public if public is None else public, len(blob))
                 os.replace(tmp, self.path(card.id))
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
                 self._set(card.id, entry)
             return entry, old is None, warnings
         finally:
@@ -193,9 +194,8 @@ class Store:
         else:
             entries[card_id] = entry
         self._cache = OrderedDict((k, v) for k, v in self._cache.items() if k[0] != card_id)
-        _write_json(
-            self.root / INDEX, {"format": INDEX_FORMAT, "cards": {k: v.summary() for k, v in entries.items()}}
-        )
+        index = {"format": INDEX_FORMAT, "cards": {k: v.summary() for k, v in entries.items()}}
+        write_atomic(self.root / INDEX, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
         self.entries = entries
 
     def _read_index(self) -> dict[str, Entry]:
@@ -224,27 +224,3 @@ class Store:
             with self._lock:
                 for card_id in missing:
                     self._set(card_id, None)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # best effort: not every platform can open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
