@@ -84,16 +84,19 @@ class KVCache:
 
 def decode_attention(q: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
     """One query per row. q: [b, 1, heads, hd]; keys/values: [b, kv_heads, L, hd]; mask [b, 1, 1, L].
-    Returns [b, heads, hd]. Two small matmuls beat the CPU's bf16 SDPA kernel several times at this shape.
-    Query heads are grouped by the kv head they share (head h reads kv head h // group), so no
-    repeat of the cache is needed."""
+    Returns [b, heads, hd], in q's dtype.
+
+    Two small matmuls in float32: on this CPU they beat both the bf16 SDPA kernel and bf16 matmuls
+    at this shape (BENCHMARKS.md), and fp32 scores are the more exact ones. Query heads are grouped
+    by the kv head they share (head h reads kv head h // group), so the cache is never repeated.
+    """
     b, _, heads, hd = q.shape
     kv_heads = keys.shape[1]
-    qg = q.view(b, kv_heads, heads // kv_heads, hd)
-    scores = (qg @ keys.transpose(-1, -2)).float() * hd**-0.5  # [b, kv_heads, group, L]
+    qg = q.view(b, kv_heads, heads // kv_heads, hd).float()
+    scores = (qg @ keys.float().transpose(-1, -2)) * hd**-0.5  # [b, kv_heads, group, L]
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return (scores.softmax(dim=-1).to(q.dtype) @ values).view(b, heads, hd)
+    return (scores.softmax(dim=-1) @ values.float()).to(q.dtype).view(b, heads, hd)
 
 
 class Attention(nn.Module):
