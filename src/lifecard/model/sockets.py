@@ -129,7 +129,9 @@ class SocketBank:
                     f"LoRA for layer {layer} {proj}: A {tuple(a.shape)} / B {tuple(b.shape)} do not fit "
                     f"A [r≤{self.max_rank}, {inp}], B [{out}, r] on {self.cfg.num_layers} layers"
                 )
-        self.clear(slot)
+        if self.slot_groups[slot] or self.slot_steers[slot]:  # an empty slot is all zeros already
+            self.clear(slot)
+        self._views.pop(slot, None)
         groups = set()
         for (layer, proj), (a, b) in (lora or {}).items():
             g = GROUP_OF[proj]
