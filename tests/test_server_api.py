@@ -88,14 +88,12 @@ def chat_engine(net: Any, bpe: Any) -> Engine:
 
 
 @dataclass
-class Live:
+class Served:
+    """A server running in this process: where it listens, its app and its engine."""
+
     url: str
     app: Any
     engine: Engine
-    store: Store
-
-    def client(self, who: str | None = "alice", **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=auth(who) if who else {}, **({"timeout": 30} | kw))
 
     @property
     def scheduler(self) -> Any:
@@ -104,6 +102,14 @@ class Live:
     def drained(self) -> bool:
         s = self.scheduler
         return not s.running and not s.waiting and all(m.users == 0 for m in list(self.engine.mounts))
+
+
+@dataclass
+class Live(Served):
+    store: Store
+
+    def client(self, who: str | None = "alice", **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=auth(who) if who else {}, **({"timeout": 30} | kw))
 
 
 @pytest.fixture(scope="module")

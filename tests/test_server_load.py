@@ -30,7 +30,7 @@ import pytest
 import torch
 from test_cli import LIFECARD
 from test_mounts import card
-from test_server_api import serve, wait_until
+from test_server_api import Served, serve, wait_until
 
 from lifecard.cards.card import Card
 from lifecard.engine.generate import Completion, Engine, Request
@@ -56,19 +56,8 @@ MIXES: list[tuple[tuple[str, float], ...]] = [
 
 
 @dataclass
-class Served:
-    url: str
-    app: Any
-    engine: Engine
+class Loaded(Served):
     alone: dict[tuple[int, int], Completion]  # (prompt index, mix index) -> the answer run alone
-
-    @property
-    def scheduler(self) -> Any:
-        return self.app.state.server.scheduler
-
-    def drained(self) -> bool:
-        s = self.scheduler
-        return not s.running and not s.waiting and all(m.users == 0 for m in list(self.engine.mounts))
 
 
 def messages(prompt: int) -> list[dict[str, str]]:
@@ -84,7 +73,7 @@ def request_fields(mix: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: Any) -> Iterator[Served]:
+def served(tmp_path_factory: Any) -> Iterator[Loaded]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -110,12 +99,12 @@ def served(tmp_path_factory: Any) -> Iterator[Served]:
             store.put((folder / f"{cid}.card").read_bytes(), "loader")
         app = create_app(engine, store, Keys({KEY: Caller("loader")}), max_rows=16, max_queue=64, context=256)
         with serve(app) as url:
-            yield Served(url, app, engine, alone)
+            yield Loaded(url, app, engine, alone)
     finally:
         torch.set_num_threads(threads)
 
 
-def sdk(served: Served, **kw: Any) -> openai.OpenAI:
+def sdk(served: Loaded, **kw: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{served.url}/v1", api_key=KEY, timeout=60, max_retries=0, **kw)
 
 
