@@ -467,6 +467,10 @@ def models() -> None:
 
 
 def main() -> None:
+    from lifecard.cli_forge import eval_command, forge_app
+
+    app.add_typer(forge_app, name="forge")
+    app.command("eval")(eval_command)
     app()
 
 

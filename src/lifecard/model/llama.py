@@ -2,7 +2,7 @@
 
 One file, top to bottom: rotary embeddings, the KV cache, attention, MLP, decoder layer, model.
 Base weights are frozen and fused (q|k|v and gate|up run as one matmul each); every projection
-output passes through `RowPlugs.lora_delta`, every layer output through `RowPlugs.steer`.
+output passes through `Plugs.lora_delta`, every layer output through `Plugs.steer`.
 
 Rows of one batch may have different lengths: each row carries its own positions [b, t], and the
 cache is indexed by those positions, so prefill of ragged prompts and decode of rows at different
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifecard.model.config import ConfigError, ModelConfig
-from lifecard.model.sockets import RowPlugs
+from lifecard.model.sockets import Plugs
 
 
 def rope_inv_freq(cfg: ModelConfig) -> Tensor:
@@ -115,7 +115,7 @@ class Attention(nn.Module):
         positions: Tensor,
         cache: KVCache | None,
         layer: int,
-        plugs: RowPlugs | None,
+        plugs: Plugs | None,
     ) -> Tensor:
         cfg = self.cfg
         b, t, _ = x.shape
@@ -153,7 +153,7 @@ class MLP(nn.Module):
         self.w13 = frozen(w13)  # [2·inter, hidden]: gate | up
         self.w2 = frozen(w2)  # [hidden, inter]
 
-    def forward(self, x: Tensor, layer: int, plugs: RowPlugs | None) -> Tensor:
+    def forward(self, x: Tensor, layer: int, plugs: Plugs | None) -> Tensor:
         gate_up = F.linear(x, self.w13)  # [b, t, 2·inter]
         if plugs is not None:
             gate_up = plugs.lora_delta(gate_up, x, layer, "gate_up")
@@ -216,7 +216,7 @@ class Transformer(nn.Module):
         tokens: Tensor,
         positions: Tensor,
         cache: KVCache | None = None,
-        plugs: RowPlugs | None = None,
+        plugs: Plugs | None = None,
         logits_at: Tensor | None = None,
         hidden_out: list[Tensor] | None = None,
     ) -> Tensor:

@@ -16,6 +16,7 @@ delta is one low-rank product with a block-diagonal B — exactly the sum of the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -184,6 +185,15 @@ class SocketBank:
                 for layer in range(self.cfg.num_layers)
             ]
         return self._views[slot]
+
+
+class Plugs(Protocol):
+    """What the forward calls at each socket: the bank's `RowPlugs` when serving, a forge's
+    trainable plugs when training (same semantics, so what is trained is what is served)."""
+
+    def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor: ...
+
+    def steer(self, h: Tensor, layer: int) -> Tensor: ...
 
 
 SlotViews = list[dict[str, tuple[Tensor, Tensor]]]  # per layer: group -> (Aᵀ [in, r], Bᵀ [r, out])

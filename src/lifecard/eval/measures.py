@@ -1,0 +1,122 @@
+"""The figures that say whether a card works, each measured through the engine's real serving path
+(the card mounted in the bank at a strength; slot 0 is the base).
+
+    fidelity  1 − KL(teacher ‖ card) / KL(teacher ‖ base), per answer token, on held-out prompts;
+              teacher = the base with the card's persona as its system prompt. 1: the card behaves
+              as the persona text would; 0: no closer than the bare base.
+    recall    share of held-out questions whose greedy reply contains an expected word.
+    markers   share of replies that contain at least one of the tone's marker words.
+    drift     perplexity with the card / without it, on a general text the project did not write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lifecard.cards.card import Card
+from lifecard.engine.generate import Engine, Request
+from lifecard.engine.sampling import SamplingParams
+
+
+@contextmanager
+def mounted(engine: Engine, card: Card | None, strength: float) -> Iterator[int]:
+    """The slot of `card` at `strength` (0 = the base when card is None or strength is 0)."""
+    if card is None or strength == 0:
+        yield 0
+        return
+    mount = engine.mount([(card, strength)])
+    try:
+        yield mount.slot
+    finally:
+        engine.unmount(mount.slot)
+
+
+def replies(
+    engine: Engine, slot: int, prompts: Sequence[str], max_tokens: int = 48, system: str | None = None
+) -> list[str]:
+    """Greedy replies, all prompts in one batch on one slot."""
+    params = SamplingParams(temperature=0, max_tokens=max_tokens)
+    head = [{"role": "system", "content": system}] if system else []
+    requests = [
+        Request(engine.chat_prompt([*head, {"role": "user", "content": p}]), params, slot) for p in prompts
+    ]
+    return [c.text for c in engine.generate(requests)]
+
+
+def recall(answers: Sequence[str], expected: Sequence[Sequence[str]]) -> float:
+    hits = [
+        any(word.lower() in a.lower() for word in words) for a, words in zip(answers, expected, strict=True)
+    ]
+    return sum(hits) / max(len(hits), 1)
+
+
+def marker_rate(answers: Sequence[str], markers: Sequence[str]) -> float:
+    return sum(any(m.lower() in a.lower() for m in markers) for a in answers) / max(len(answers), 1)
+
+
+@torch.inference_mode()
+def _logp(engine: Engine, rows: Sequence[list[int]], slot: int) -> Tensor:
+    """Log-probabilities [n, t, vocab] of right-padded rows on one slot."""
+    width = max(map(len, rows))
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    positions = torch.arange(width).expand(len(rows), width)
+    return engine.model(ids, positions, plugs=engine.bank.plugs([slot] * len(rows))).log_softmax(-1)
+
+
+@torch.inference_mode()
+def teacher_kl(
+    engine: Engine,
+    system: str,
+    prompts: Sequence[str],
+    slots: Sequence[int],
+    max_tokens: int = 32,
+    seed: int = 0,
+) -> list[float]:
+    """Mean KL(teacher ‖ slot) per answer token over the teacher's own sampled answers, per slot."""
+    teacher = [
+        engine.chat_prompt([{"role": "system", "content": system}, {"role": "user", "content": p}])
+        for p in prompts
+    ]
+    params = [
+        SamplingParams(temperature=0.7, top_p=0.9, max_tokens=max_tokens, seed=seed + i)
+        for i in range(len(prompts))
+    ]
+    answers = [
+        c.tokens for c in engine.generate([Request(t, p) for t, p in zip(teacher, params, strict=True)])
+    ]
+    keep = [i for i, a in enumerate(answers) if a]
+    t_logp = _logp(engine, [teacher[i] + answers[i] for i in keep], 0)
+    students = [engine.chat_prompt([{"role": "user", "content": prompts[i]}]) for i in keep]
+    out = []
+    for slot in slots:
+        s_logp = _logp(engine, [s + answers[i] for s, i in zip(students, keep, strict=True)], slot)
+        total, count = 0.0, 0
+        for j, i in enumerate(keep):
+            n = len(answers[i])
+            t = t_logp[j, len(teacher[i]) - 1 : len(teacher[i]) - 1 + n]
+            s = s_logp[j, len(students[j]) - 1 : len(students[j]) - 1 + n]
+            total += float(F.kl_div(s, t, log_target=True, reduction="sum"))
+            count += n
+        out.append(total / max(count, 1))
+    return out
+
+
+@torch.inference_mode()
+def perplexity(engine: Engine, rows: Sequence[list[int]], slot: int, batch: int = 8) -> float:
+    nll, count = 0.0, 0
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        logp = _logp(engine, chunk, slot)
+        for j, r in enumerate(chunk):
+            target = torch.tensor(r[1:])
+            nll -= float(logp[j, : len(r) - 1].gather(-1, target[:, None]).sum())
+            count += len(r) - 1
+    return math.exp(nll / max(count, 1))

@@ -1,0 +1,95 @@
+"""Training examples as token rows with a target mask, and the cross-entropy a tune minimises.
+
+An `Example` is one sequence; `mask[i] = 1` when token i is a target (predicted from tokens < i).
+Chats put the loss on assistant tokens only (through each turn's end-of-turn token, so replies
+learn to stop); documents put it on every token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lifecard.forge.lora import LossFn, TrainPlugs
+from lifecard.forge.progress import ForgeError
+from lifecard.model.llama import Transformer
+from lifecard.model.tokenizer import Tokenizer
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: list[int]
+    mask: list[int]  # 1 where the token is a target
+
+
+def chat_example(tokenizer: Tokenizer, messages: Messages, max_tokens: int = 384) -> Example:
+    """Loss on every assistant turn, rendered by the model's own chat template."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = tokenizer.encode_chat(messages[:k], add_generation_prompt=True)
+        full = tokenizer.encode_chat(messages[: k + 1], add_generation_prompt=False)
+        if full[: len(ids)] != ids or full[: len(prompt)] != prompt:
+            raise ForgeError(
+                "this model's chat template does not render a conversation as a prefix of its longer "
+                "self, so assistant turns cannot be masked: use question/answer pairs or documents"
+            )
+        end = _turn_end(tokenizer, full, len(prompt))
+        mask += [0] * (len(prompt) - len(ids)) + [1] * (end - len(prompt))
+        ids = full[:end]
+    if not ids:
+        raise ForgeError("a chat example has no assistant message: add one with the reply to learn")
+    return Example(ids[:max_tokens], mask[:max_tokens])
+
+
+def document_examples(tokenizer: Tokenizer, text: str, chunk_tokens: int = 128) -> list[Example]:
+    """Plain text (facts, memories, notes) in chunks of `chunk_tokens`, every token a target."""
+    ids = tokenizer.encode(text)
+    chunks = [ids[i : i + chunk_tokens] for i in range(0, len(ids), chunk_tokens)]
+    return [Example(c, [0] + [1] * (len(c) - 1)) for c in chunks if len(c) > 1]
+
+
+def _turn_end(tokenizer: Tokenizer, full: list[int], start: int) -> int:
+    """Index just past the assistant turn's end-of-turn token (or the end when there is none)."""
+    for i in range(start, len(full)):
+        if full[i] in tokenizer.eos_ids:
+            return i + 1
+    return len(full)
+
+
+def collate(examples: Sequence[Example]) -> tuple[Tensor, Tensor, Tensor]:
+    """(ids [n, t] right-padded, positions [n, t], mask [n, t] float). Padding sits after each row's
+    last real token, so causal attention never lets a real token see it."""
+    width = max(len(e.ids) for e in examples)
+    ids = torch.zeros(len(examples), width, dtype=torch.long)
+    mask = torch.zeros(len(examples), width)
+    for i, e in enumerate(examples):
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.mask)] = torch.tensor(e.mask, dtype=torch.float)
+    return ids, torch.arange(width).expand(len(examples), width), mask
+
+
+def collate_ids(rows: Sequence[list[int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """`collate` for bare token rows (every token a target)."""
+    return collate([Example(r, [1] * len(r)) for r in rows])
+
+
+def cross_entropy(model: Transformer, examples: Sequence[Example]) -> LossFn:
+    """Mean negative log-likelihood of the target tokens of the chosen examples."""
+
+    def loss(plugs: TrainPlugs, batch: list[int]) -> Tensor:
+        ids, positions, mask = collate([examples[i] for i in batch])
+        logits = model(ids, positions, plugs=plugs)  # [n, t, vocab]
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # [n, t-1]
+        target = mask[:, 1:]
+        return (nll * target).sum() / target.sum().clamp(min=1)
+
+    return loss
