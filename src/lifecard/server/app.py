@@ -49,6 +49,7 @@ from lifecard.server.store import Entry, Store, StoreConflict
 log = logging.getLogger("lifecard.server")
 
 BASE_ALIAS = "base"
+UPLOAD_PATHS = ("/v1/cards", "/v1/cards/import")  # bodies that may be as large as a card file
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ class Gate:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        is_upload = scope["path"] == "/v1/cards"
+        is_upload = scope["path"] in UPLOAD_PATHS
         limit = server.limits.max_upload_bytes if is_upload else server.limits.max_body_bytes
         too_large = ApiError(
             413,
@@ -497,6 +498,9 @@ def create_app(
     _generation_routes(app, server)
     _card_routes(app, server)
     _info_routes(app, server)
+    from lifecard.server import studio  # the page at / and its routes (it imports this module)
+
+    studio.register(app, server)
     return app
 
 
