@@ -29,7 +29,7 @@ const STRINGS = {
     "card.public": "public", "card.private": "private", "card.noModules": "persona only",
     "card.lora": "LoRA rank {rank} on {targets} projections × {layers} layers",
     "card.steer": "steering × {layers} layers",
-    "card.madeBy": "{method}, {budget} budget, {steps} steps, {seconds} s", "card.noEval": "not measured yet",
+    "card.budgetOf": "{budget} budget", "card.steps": "{steps} steps", "card.noEval": "not measured yet",
     "sig.absent": "unsigned", "sig.verified": "signed ✓", "sig.invalid": "signature INVALID",
     "sig.unverified": "signed (not checked)",
     "card.chat": "Chat", "card.download": "Download .card", "card.exportPng": "Export PNG",
@@ -88,6 +88,7 @@ const STRINGS = {
     "chat.base": "Base model", "chat.withCards": "With {cards}", "chat.baseOnly": "Base model (no card)",
     "chat.message": "Message", "chat.placeholder": "Say something… (Enter sends, Shift+Enter for a new line)",
     "chat.send": "Send", "chat.stop": "Stop", "chat.you": "You", "chat.stopped": "(stopped)",
+    "chat.empty": "(no words: the model ended its reply at once)",
     "chat.sideNeedsCards": "Side by side compares the base with cards: tick at least one card.",
     "dash.title": "Dashboard", "dash.lead": "What the server is doing now, refreshed every two seconds.",
     "dash.model": "Model", "dash.tps": "Tokens per second", "dash.tokens": "Tokens generated",
@@ -121,7 +122,7 @@ const STRINGS = {
     "card.eval": "评测", "card.signature": "签名", "card.owner": "所有者 {owner}",
     "card.public": "公开", "card.private": "私有", "card.noModules": "仅人设",
     "card.lora": "LoRA 秩 {rank}，{targets} 个投影 × {layers} 层", "card.steer": "引导向量 × {layers} 层",
-    "card.madeBy": "{method}，{budget} 预算，{steps} 步，{seconds} 秒", "card.noEval": "尚未评测",
+    "card.budgetOf": "{budget} 预算", "card.steps": "{steps} 步", "card.noEval": "尚未评测",
     "sig.absent": "未签名", "sig.verified": "已签名 ✓", "sig.invalid": "签名无效",
     "sig.unverified": "已签名（未校验）",
     "card.chat": "对话", "card.download": "下载 .card", "card.exportPng": "导出 PNG",
@@ -170,6 +171,7 @@ const STRINGS = {
     "chat.base": "基座模型", "chat.withCards": "插入 {cards}", "chat.baseOnly": "基座模型（无卡片）",
     "chat.message": "消息", "chat.placeholder": "说点什么……（回车发送，Shift+回车换行）",
     "chat.send": "发送", "chat.stop": "停止", "chat.you": "你", "chat.stopped": "（已停止）",
+    "chat.empty": "（没有文字：模型立刻结束了回复）",
     "chat.sideNeedsCards": "并排模式用于对比基座和卡片：请至少勾选一张卡片。",
     "dash.title": "仪表盘", "dash.lead": "服务器当前的状态，每两秒刷新。",
     "dash.model": "模型", "dash.tps": "每秒 token 数", "dash.tokens": "已生成 token",
@@ -328,7 +330,8 @@ function bytes(n) {
 function num(x) {
   if (typeof x !== "number") return String(x);
   if (Number.isInteger(x)) return x.toLocaleString();
-  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3);
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  return String(Number(Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(3)));
 }
 
 /** The scalar figures of a nested dict, as [label, value] pairs ("recall", "drift", "sweep.0.drift" is skipped). */
@@ -408,12 +411,7 @@ function signatureBadge(status) {
 function cardTile(card) {
   const name = card.name || card.id;
   const persona = card.persona || {};
-  const made = card.forge && card.forge.method
-    ? t("card.madeBy", {
-      method: card.forge.method, budget: card.forge.budget ?? "–", steps: card.forge.steps ?? "–",
-      seconds: card.forge.seconds ?? "–",
-    })
-    : null;
+  const made = madeText(card.forge);
   const evals = figures(card.eval).slice(0, 6);
   const facts = h("dl", { class: "facts" },
     h("dt", { text: t("card.base") }), h("dd", { text: card.base ? card.base.model_id : "–" }),
@@ -442,6 +440,18 @@ function cardTile(card) {
       (persona.description || card.description) && h("p", { text: clip(persona.description || card.description, 180) }),
       persona.tags && persona.tags.length && h("ul", { class: "tags", "aria-label": "tags" }, persona.tags.map((tag) => h("li", { text: tag }))),
       facts, actions));
+}
+
+/** "profile · tiny budget · 4 steps · 2.5 s": only what the card's `forge` field says. */
+function madeText(forge) {
+  if (!forge || !forge.method) return null;
+  return [
+    forge.method,
+    forge.budget !== undefined && t("card.budgetOf", { budget: forge.budget }),
+    forge.steps !== undefined && t("card.steps", { steps: forge.steps }),
+    forge.seconds !== undefined && `${num(forge.seconds)} s`,
+    forge.parts && forge.parts.length && forge.parts.map((p) => p.method).filter(Boolean).join(" + "),
+  ].filter(Boolean).join(" · ");
 }
 
 function clip(text, n) { return text.length > n ? `${text.slice(0, n - 1)}…` : text; }
@@ -638,7 +648,7 @@ function jobItem(job, compact) {
   const bar = h("progress", { max: "100", value: String(percent), "aria-label": t("job.progress", { name: job.name }) });
   const figs = figures(job.figures);
   const result = job.status === "done" && !compact && h("div", { class: "result" },
-    figures(job.result.forge).length > 0 && [h("h4", { text: t("job.forge") }), factsList(figures(job.result.forge))],
+    job.result.forge && job.result.forge.method && [h("h4", { text: t("job.forge") }), h("p", { text: madeText(job.result.forge) })],
     figures(job.result.eval).length > 0 && [h("h4", { text: t("job.eval") }), factsList(figures(job.result.eval))],
     job.result.plots && job.result.plots.length > 0 && h("div", { class: "plots" }, job.result.plots.map((name) => {
       const img = h("img", { alt: name });
@@ -861,6 +871,7 @@ async function send(e) {
     try {
       const reply = await stream(body, el, controller.signal);
       run.history.push({ role: "assistant", content: reply });
+      if (!reply) el.append(h("span", { class: "muted", text: t("chat.empty") }));
     } catch (err) {
       if (err.name === "AbortError") {
         $(".text", el).textContent += ` ${t("chat.stopped")}`;
@@ -954,6 +965,7 @@ function setupKey() {
       $("#keybar").hidden = true;
       $("#key-input").value = "";
       await Promise.all([refreshCards(), refreshJobs()]);
+      document.body.dataset.ready = "true";
     } catch (err) {
       fail("#key-error", err);
     }
