@@ -172,7 +172,11 @@ def _forge_summary(forge: dict[str, Any]) -> dict[str, Any]:
     parts = forge.get("parts")
     if isinstance(parts, list):
         out["parts"] = [
-            {k: v for k, v in p.items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
+            {
+                k: v
+                for k, v in p.items()
+                if isinstance(v, str | int | float) and not isinstance(v, bool) and not k.endswith("sha256")
+            }
             for p in parts
             if isinstance(p, dict)
         ]
