@@ -275,6 +275,8 @@ class Jobs:
             log.warning("forge job %s could not be saved: %s", job.id, e)
 
     def _load(self) -> None:
+        for leftover in self.folder.glob(".*.tmp"):  # an atomic write a crash interrupted
+            leftover.unlink(missing_ok=True)
         for path in sorted(self.folder.glob("job_*.json")):
             try:
                 job = Job(**json.loads(path.read_text(encoding="utf-8")))

@@ -93,6 +93,10 @@ class Studio:
         root = server.store.root / "studio"
         self.avatars = root / "avatars"
         self.avatars.mkdir(parents=True, exist_ok=True)
+        digests = {e.digest for e in server.store.entries.values()}
+        for path in self.avatars.iterdir():  # avatars of cards deleted or replaced since
+            if path.stem not in digests:
+                path.unlink(missing_ok=True)
         self.forge = forge
         self.jobs = Jobs(root / "jobs", self.work)
         self._details: dict[tuple[str, str], dict[str, Any]] = {}  # (id, digest) -> gallery fields

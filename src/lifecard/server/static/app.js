@@ -73,7 +73,8 @@ const STRINGS = {
     "job.cancelled": "cancelled", "job.cancel": "Cancel", "job.cancelLabel": "Cancel making {name}",
     "job.chat": "Chat with it next to the base", "job.progress": "Progress of {name}",
     "job.stage": "{stage}: step {done} of {total}", "job.waiting": "waiting for its turn",
-    "job.from": "from a character card", "job.took": "took {seconds} s",
+    "job.from": "from a character card", "job.took": "took {seconds}", "job.elapsed": "running for {time}",
+    "time.s": "{s} s", "time.ms": "{m} min {s} s",
     "job.announce": "{name}: {status} {percent}%", "job.forge": "How it was made", "job.eval": "Measured",
     "job.restarted": "resumed after a server restart",
     "chat.title": "Chat", "chat.settings": "Chat settings", "chat.cards": "Cards to plug in",
@@ -158,7 +159,8 @@ const STRINGS = {
     "job.cancelled": "已取消", "job.cancel": "取消", "job.cancelLabel": "取消制作 {name}",
     "job.chat": "与它对话，并与基座并排比较", "job.progress": "{name} 的进度",
     "job.stage": "{stage}：第 {done} / {total} 步", "job.waiting": "等待轮到它",
-    "job.from": "来自角色卡", "job.took": "用时 {seconds} 秒",
+    "job.from": "来自角色卡", "job.took": "用时 {seconds}", "job.elapsed": "已运行 {time}",
+    "time.s": "{s} 秒", "time.ms": "{m} 分 {s} 秒",
     "job.announce": "{name}：{status} {percent}%", "job.forge": "制作方式", "job.eval": "评测",
     "job.restarted": "服务器重启后已继续",
     "chat.title": "对话", "chat.settings": "对话设置", "chat.cards": "要插入的卡片",
@@ -638,7 +640,7 @@ function pollJobs() {
 function jobText(job) {
   if (job.status === "queued") return t("job.waiting");
   if (job.status === "running" && job.stage) return t("job.stage", { stage: job.stage, done: job.done, total: job.total });
-  if (job.status === "done" && job.finished && job.started) return t("job.took", { seconds: Math.round(job.finished - job.started) });
+  if (job.status === "done" && job.finished && job.started) return t("job.took", { seconds: duration(job.finished - job.started) });
   return "";
 }
 
@@ -661,11 +663,16 @@ function jobItem(job, compact) {
       h("h4", { id: `job-title-${job.id}` }, `${job.name} `, h("span", { class: `badge ${job.status === "failed" ? "bad" : job.status === "done" ? "ok" : "none"}`, text: t(`job.${job.status}`) })),
       h("p", { class: "sub", text: [job.card_id, job.budget, job.kind === "import" ? t("job.from") : null, job.restarts ? t("job.restarted") : null].filter(Boolean).join(" · ") }),
       active && bar,
-      h("p", { class: "stage", text: [jobText(job), active ? `${percent}%` : null].filter(Boolean).join(" · ") }),
+      h("p", { class: "stage", text: [jobText(job), active ? `${percent}%` : null, job.status === "running" && job.started ? t("job.elapsed", { time: duration(Date.now() / 1000 - job.started) }) : null].filter(Boolean).join(" · ") }),
       active && figs.length > 0 && h("p", { class: "stage", text: figs.map(([k, v]) => `${k} ${num(v)}`).join(" · ") }),
       job.error && h("p", { class: "error", text: job.error }),
       result,
       active && h("div", { class: "actions" }, h("button", { type: "button", class: "danger", "aria-label": t("job.cancelLabel", { name: job.name }), onclick: () => cancelJob(job), text: t("job.cancel") }))));
+}
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? t("time.s", { s }) : t("time.ms", { m: Math.floor(s / 60), s: s % 60 });
 }
 
 function factsList(pairs) {
