@@ -21,7 +21,7 @@ import httpx
 import pytest
 from test_mounts import card
 from test_server_api import KEYS, keys, serve
-from test_studio_api import start_studio, world  # noqa: F401
+from test_studio_api import fake_eval, start_studio, world  # noqa: F401
 
 from lifecard.server.auth import Keys
 
@@ -138,7 +138,10 @@ def test_upload_a_card_by_drag_and_drop(page: Any, site: tuple[str, Any], tmp_pa
     no_page_errors(page)
 
 
-def test_make_a_small_card_end_to_end(page: Any, site: tuple[str, Any]) -> None:
+def test_make_a_small_card_end_to_end(
+    page: Any, site: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lifecard.server.studio.evaluate", fake_eval)  # the real forge, a stand-in eval
     page.click("#tab-make")
     page.click("#make-submit")  # no name yet: said in words, focus on the field
     assert page.locator("#make-error").inner_text() == "Give the card a name first."
@@ -173,12 +176,16 @@ def test_make_a_small_card_end_to_end(page: Any, site: tuple[str, Any]) -> None:
     page.locator("#jobs article.job.done").first.wait_for(timeout=60_000)
     done = page.locator("#jobs article.job.done").first.inner_text()
     assert "Mira Vale" in done and "ready" in done and "profile" in done  # the forge's figures
+    assert "drift" in done and "1.02" in done and "a note" not in done  # the eval's numbers
+    plot = page.locator("#jobs article.job.done .plots img").first
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
     shot(page, "4-make-done")
     page.reload()  # the job outlives a reload
     page.wait_for_selector("body[data-ready=true]")
     assert "Mira Vale" in page.locator("#jobs article.job.done").first.inner_text()
     page.click("#tab-cards")
-    assert "tiny budget" in page.locator("#gallery li[data-card=mira-vale]").inner_text()
+    tile = page.locator("#gallery li[data-card=mira-vale]").inner_text()
+    assert "tiny budget" in tile and "recall 0.5" in tile
     no_page_errors(page)
 
 

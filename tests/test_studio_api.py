@@ -23,6 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from lifecard.cards.card import Card
 from lifecard.cards.charcard import read_character_card, write_png_card
 from lifecard.engine.generate import Engine
+from lifecard.eval.report import with_eval
 from lifecard.forge.progress import Progress
 from lifecard.model.config import ModelConfig
 from lifecard.model.llama import Transformer
@@ -111,6 +112,16 @@ class SlowForge:
             progress.advance(1, loss=1.0 / (i + 1))
         forge = {"method": "fake", "budget": kw["budget"], "seconds": 0.1}
         return card(engine.base, profile.id, rank=2, persona=profile.persona(), forge=forge)
+
+
+def fake_eval(engine: Engine, made: Card, plots: Path, progress: Progress) -> tuple[Card, list[str]]:
+    """Stands in for the eval at the studio's one call site: figures into the card, one plot."""
+    progress.start("eval", 1)
+    plots.mkdir(parents=True, exist_ok=True)
+    (plots / "sweep.png").write_bytes(write_png_card({"name": "plot"}))
+    progress.advance(1)
+    figures = {"drift": 1.02, "recall": 0.5, "corpus": "a note", "sweep": [{"strength": 0.0, "drift": 1.0}]}
+    return with_eval(made, figures), ["sweep.png"]
 
 
 def wait_job(
@@ -295,6 +306,25 @@ def test_a_failing_forge_fails_its_job_with_the_reason(studio: Studio) -> None:
             "the teacher model has no chat template"
         )
         assert c.get("/v1/cards/broke-bo").status_code == 404
+
+
+def test_the_eval_figures_and_plots_reach_the_job_and_the_gallery(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lifecard.server.studio.evaluate", fake_eval)
+    studio.app.state.studio.forge = SlowForge(steps=1)
+    with studio.client("alice") as c, studio.client("bob") as bob:
+        job = c.post("/v1/forge", json={"profile": {"name": "Eve Val"}, "budget": "tiny"}).json()
+        done = wait_job(c, job["id"], ("done", "failed"))
+        assert done["status"] == "done" and done["result"]["eval"]["drift"] == 1.02
+        assert done["result"]["plots"] == ["sweep.png"] and done["stages"][-1]["name"] == "eval"
+        plot = c.get(f"/v1/forge/{job['id']}/plots/sweep.png")
+        assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+        assert one_line_error(c.get(f"/v1/forge/{job['id']}/plots/other.png"), 404)
+        assert one_line_error(bob.get(f"/v1/forge/{job['id']}/plots/sweep.png"), 404)
+        tile = next(t for t in c.get("/v1/studio/cards").json()["data"] if t["id"] == "eve-val")
+        assert tile["eval"]["recall"] == 0.5  # read back from the stored card's manifest
+        assert c.delete("/v1/cards/eve-val").status_code == 200
 
 
 def test_a_name_without_latin_letters_gets_its_own_id(studio: Studio) -> None:

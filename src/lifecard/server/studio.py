@@ -76,8 +76,11 @@ def evaluate(engine: Engine, card: Card, plots: Path, progress: Progress) -> tup
     """THE EVAL CALL SITE — the one place the studio measures a card it has just forged.
 
     Returns the card to store (with its manifest's `eval` filled in) and the file names of the PNG
-    plots written into `plots`. Until `lifecard.eval.report.evaluate` is wired in here, the card is
-    kept as forged and the page shows what its manifest already holds (`forge`, `eval`)."""
+    plots written into `plots`; it may report progress stages (then count them in EVAL_STAGES).
+    Until `lifecard.eval.report.evaluate` is wired in here, the card is kept as forged and the page
+    shows what its manifest already holds (`forge`, `eval`). Wiring it: it runs on the jobs' thread
+    while the scheduler's worker owns the engine's bank, so it must not mount into that bank there
+    (measures.mounted calls engine.mount) — run it on a bank of its own, or through the scheduler."""
     return card, []
 
 

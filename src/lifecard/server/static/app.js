@@ -73,7 +73,7 @@ const STRINGS = {
     "job.cancelled": "cancelled", "job.cancel": "Cancel", "job.cancelLabel": "Cancel making {name}",
     "job.chat": "Chat with it next to the base", "job.progress": "Progress of {name}",
     "job.stage": "{stage}: step {done} of {total}", "job.waiting": "waiting for its turn",
-    "job.from": "from a character card", "job.took": "took {seconds}", "job.elapsed": "running for {time}",
+    "job.from": "from a character card", "job.took": "took {seconds}", "job.elapsed": "running for {time}", "job.plot": "Eval plot of {name} ({plot})",
     "time.s": "{s} s", "time.ms": "{m} min {s} s",
     "job.announce": "{name}: {status} {percent}%", "job.forge": "How it was made", "job.eval": "Measured",
     "job.restarted": "resumed after a server restart",
@@ -159,7 +159,7 @@ const STRINGS = {
     "job.cancelled": "已取消", "job.cancel": "取消", "job.cancelLabel": "取消制作 {name}",
     "job.chat": "与它对话，并与基座并排比较", "job.progress": "{name} 的进度",
     "job.stage": "{stage}：第 {done} / {total} 步", "job.waiting": "等待轮到它",
-    "job.from": "来自角色卡", "job.took": "用时 {seconds}", "job.elapsed": "已运行 {time}",
+    "job.from": "来自角色卡", "job.took": "用时 {seconds}", "job.elapsed": "已运行 {time}", "job.plot": "{name} 的评测图（{plot}）",
     "time.s": "{s} 秒", "time.ms": "{m} 分 {s} 秒",
     "job.announce": "{name}：{status} {percent}%", "job.forge": "制作方式", "job.eval": "评测",
     "job.restarted": "服务器重启后已继续",
@@ -346,6 +346,9 @@ function figures(obj, prefix = "") {
   return out;
 }
 
+/** Only the numeric figures: what a tile or a result list has room for (notes and sweeps are left out). */
+const numbers = (obj) => figures(obj).filter(([, v]) => typeof v === "number");
+
 function hue(text) {
   let x = 0;
   for (const c of text) x = (x * 31 + c.codePointAt(0)) % 360;
@@ -414,7 +417,7 @@ function cardTile(card) {
   const name = card.name || card.id;
   const persona = card.persona || {};
   const made = madeText(card.forge);
-  const evals = figures(card.eval).slice(0, 6);
+  const evals = numbers(card.eval).slice(0, 6);
   const facts = h("dl", { class: "facts" },
     h("dt", { text: t("card.base") }), h("dd", { text: card.base ? card.base.model_id : "–" }),
     h("dt", { text: t("card.modules") }),
@@ -651,9 +654,9 @@ function jobItem(job, compact) {
   const figs = figures(job.figures);
   const result = job.status === "done" && !compact && h("div", { class: "result" },
     job.result.forge && job.result.forge.method && [h("h4", { text: t("job.forge") }), h("p", { text: madeText(job.result.forge) })],
-    figures(job.result.eval).length > 0 && [h("h4", { text: t("job.eval") }), factsList(figures(job.result.eval))],
+    numbers(job.result.eval).length > 0 && [h("h4", { text: t("job.eval") }), factsList(numbers(job.result.eval))],
     job.result.plots && job.result.plots.length > 0 && h("div", { class: "plots" }, job.result.plots.map((name) => {
-      const img = h("img", { alt: name });
+      const img = h("img", { alt: t("job.plot", { name: job.name, plot: name }) });
       blobUrl(`/v1/forge/${job.id}/plots/${encodeURIComponent(name)}`).then((url) => { img.src = url; }).catch(() => {});
       return img;
     })),
