@@ -23,6 +23,7 @@ from test_mounts import card
 from test_server_api import KEYS, keys, serve
 from test_studio_api import fake_eval, start_studio, world  # noqa: F401
 
+from lifecard.cards.charcard import write_png_card
 from lifecard.server.auth import Keys
 
 CHROMIUM = os.environ.get("LIFECARD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -138,6 +139,23 @@ def test_upload_a_card_by_drag_and_drop(page: Any, site: tuple[str, Any], tmp_pa
     no_page_errors(page)
 
 
+def test_a_character_card_dropped_in_becomes_a_life_card(page: Any) -> None:
+    persona = {"name": "Captain Kestrel", "description": "A sky pirate.", "tags": ["pirate", "sky"]}
+    page.select_option("#import-budget", "tiny")
+    drop_file(page, "#drop", "kestrel.png", write_png_card(persona))
+    wait_text(page, "#cards-status", "Captain Kestrel")
+    assert "tiny" in page.locator("#cards-status").inner_text()
+    tile = page.locator("#gallery li[data-card=captain-kestrel]")
+    tile.wait_for(timeout=60_000)  # the pending job becomes a card when its tiny bake is done
+    avatar = tile.locator("img.avatar")
+    assert avatar.get_attribute("alt") == "Avatar of Captain Kestrel"
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=avatar.element_handle())
+    assert "pirate" in tile.locator(".tags").inner_text()
+    assert page.locator("#pending li").count() == 0
+    shot(page, "1b-gallery-character-card")
+    no_page_errors(page)
+
+
 def test_make_a_small_card_end_to_end(
     page: Any, site: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,23 +184,24 @@ def test_make_a_small_card_end_to_end(
     body = json.loads(sent.value.request.post_data)
     assert body["budget"] == "tiny" and body["profile"]["knowledge"][0]["answer"] == ["Skerry"]
     assert body["profile"]["tone"]["like"].startswith("You talk about the sea")
-    job = page.locator("#jobs article.job").first
+    mira = "#jobs article.job:has-text('Mira Vale')"
+    job = page.locator(mira)
     job.wait_for()
     try:  # the live bar, while it runs (a tiny forge may finish before the first poll)
         job.locator("progress").wait_for(timeout=3000)
         shot(page, "3-make-progress")
     except sync_api.TimeoutError:
         pass
-    page.locator("#jobs article.job.done").first.wait_for(timeout=60_000)
-    done = page.locator("#jobs article.job.done").first.inner_text()
+    page.locator(f"{mira}.done").wait_for(timeout=60_000)
+    done = page.locator(mira).inner_text()
     assert "Mira Vale" in done and "ready" in done and "profile" in done  # the forge's figures
     assert "drift" in done and "1.02" in done and "a note" not in done  # the eval's numbers
-    plot = page.locator("#jobs article.job.done .plots img").first
+    plot = page.locator(f"{mira} .plots img")
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
     shot(page, "4-make-done")
     page.reload()  # the job outlives a reload
     page.wait_for_selector("body[data-ready=true]")
-    assert "Mira Vale" in page.locator("#jobs article.job.done").first.inner_text()
+    assert "ready" in page.locator(mira).inner_text()
     page.click("#tab-cards")
     tile = page.locator("#gallery li[data-card=mira-vale]").inner_text()
     assert "tiny budget" in tile and "recall 0.5" in tile
@@ -191,7 +210,9 @@ def test_make_a_small_card_end_to_end(
 
 def test_chat_with_a_slider_change_side_by_side_with_the_base(page: Any) -> None:
     page.click("#tab-make")
-    page.locator("#jobs article.job.done button.primary").first.click()  # "Chat with it next to the base"
+    page.locator(
+        "#jobs article.job:has-text('Mira Vale') button.primary"
+    ).click()  # "Chat with it next to the base"
     assert page.locator("#tab-chat").get_attribute("aria-selected") == "true"
     assert page.is_checked("#side-by-side") and page.is_checked("#use-mira-vale")
     page.locator("details:has(#s-max) summary").click()

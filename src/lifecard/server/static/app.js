@@ -21,7 +21,7 @@ const STRINGS = {
     "cards.empty": "No cards yet. Make one, or drop a file above.",
     "cards.uploading": "Uploading {file}…", "cards.uploaded": "Card “{name}” is ready.",
     "cards.replaced": "Card “{name}” was replaced by the new file.",
-    "cards.importing": "Character card “{name}” imported: its life card is being made ({budget}).",
+    "cards.importing": "Character card “{name}” imported: its life card is being made ({budget} budget).",
     "cards.deleted": "Card “{name}” deleted.", "cards.confirmDelete": "Delete the card “{name}”? This cannot be undone.",
     "cards.downloaded": "Saved {file}.",
     "card.base": "Base", "card.modules": "Modules", "card.size": "Size", "card.made": "Made",
@@ -116,7 +116,7 @@ const STRINGS = {
     "cards.empty": "还没有卡片。制作一张，或把文件拖到上方。",
     "cards.uploading": "正在上传 {file}…", "cards.uploaded": "卡片“{name}”已就绪。",
     "cards.replaced": "卡片“{name}”已被新文件替换。",
-    "cards.importing": "已导入角色卡“{name}”：正在制作它的生命卡（{budget}）。",
+    "cards.importing": "已导入角色卡“{name}”：正在制作它的生命卡（{budget} 预算）。",
     "cards.deleted": "已删除卡片“{name}”。", "cards.confirmDelete": "删除卡片“{name}”？此操作无法撤销。",
     "cards.downloaded": "已保存 {file}。",
     "card.base": "基座", "card.modules": "模块", "card.size": "大小", "card.made": "制作",
@@ -505,7 +505,7 @@ async function uploadFile(file) {
       say("#cards-status", t(response.status === 201 ? "cards.uploaded" : "cards.replaced", { name: body.card.name }));
       await refreshCards();
     } else {
-      say("#cards-status", t("cards.importing", { name: body.job.name, budget: t(`budget.${budget}.short`) }));
+      say("#cards-status", t("cards.importing", { name: body.job.name, budget }));
       await refreshJobs();
     }
   } catch (e) {
@@ -625,8 +625,11 @@ async function refreshJobs() {
     const before = new Map(state.jobs.map((j) => [j.id, j.status]));
     state.jobs = (await getJSON("/v1/forge")).data;
     renderJobs();
-    const finished = state.jobs.some((j) => j.status === "done" && before.get(j.id) && before.get(j.id) !== "done");
-    if (finished) await refreshCards();
+    const finished = state.jobs.filter((j) => j.status === "done" && before.get(j.id) && before.get(j.id) !== "done");
+    if (finished.length) {
+      await refreshCards();
+      say("#cards-status", finished.map((j) => t("cards.uploaded", { name: j.name })).join(" "));
+    }
   } catch (e) {
     fail("#make-error", e);
   }
