@@ -283,7 +283,10 @@ def tune_command(
 @forge_app.command("steer")
 def steer_command(
     out: Out,
-    name: Annotated[str, typer.Option("--name", help="the card's name")],
+    profile_file: Annotated[
+        Path | None, typer.Argument(help="a profile whose tone (like, unlike, markers) to use")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="the card's name")] = None,
     like: Annotated[
         str | None, typer.Option("--like", help="the trait, as a system prompt would say it")
     ] = None,
@@ -300,43 +303,64 @@ def steer_command(
     markers: Annotated[
         list[str] | None, typer.Option("--marker", help="a word that shows the trait (for eval)")
     ] = None,
-    lang: Annotated[str, typer.Option("--lang", help="en or zh: which built-in prompts")] = "en",
+    lang: Annotated[str | None, typer.Option("--lang", help="en or zh: which built-in prompts")] = None,
     seed: SeedOpt = 0,
     model: ModelOpt = None,
     dtype: Dtype = "float32",
     evaluate: Eval = True,
 ) -> None:
-    """Tone and values in seconds: one direction per layer from contrasting prompts, no training."""
+    """Tone and values in seconds: one direction per layer from contrasting prompts, no training.
+    The trait comes from a profile's tone, or from the flags (which override the profile)."""
+    from dataclasses import replace
+
     from lifecard.cards.card import Card
     from lifecard.forge.profile import Profile
     from lifecard.forge.steer import SteerRecipe, read_pairs, steer
 
     started = time.perf_counter()
     with one_line_errors():
-        profile = Profile.from_mapping({"name": name, "language": lang}, "--name")
+        if profile_file is not None:
+            profile = Profile.load(profile_file)
+        elif name:
+            profile = Profile.from_mapping({"name": name}, "--name")
+        else:
+            raise Fail("give a profile file, or the card's name with --name")
+        profile = replace(
+            profile,
+            name=name or profile.name,
+            like=like or profile.like,
+            unlike=unlike or profile.unlike,
+            markers=list(markers or profile.markers),
+            language=lang or profile.language,
+        )
         pair_list = read_pairs(pairs) if pairs else None
-        if not pair_list and not like:
+        if not pair_list and not profile.like:
             raise Fail(
                 "give the trait with --like (and optionally --unlike), or contrastive pairs with --pairs"
             )
         if max_drift <= 1.0:
             raise Fail(f"--max-drift {max_drift} must be above 1.0 (1.08 allows 8% more perplexity)")
+        if method not in ("mean", "pca"):
+            raise Fail(f"--method {method!r} is unknown: use mean or pca")
         engine = load_engine(model, dtype)
+        forging = time.perf_counter()
         with progress_bar() as progress:
             vectors, coefficient, record = steer(
                 engine.model,
                 engine.tokenizer,
                 SteerRecipe(method=method, max_drift=max_drift, seed=seed),
-                like=like,
-                unlike=unlike,
+                like=profile.like or None,
+                unlike=profile.unlike or None,
                 pairs=pair_list,
-                lang=lang,
+                lang=profile.language,
                 progress=progress,
             )
-        persona = {"personality": like} if like else {}
+        persona = profile.persona()
+        if profile.like and "personality" not in persona:
+            persona["personality"] = profile.like
         card = Card.new(
             id=profile.id,
-            name=name,
+            name=profile.name,
             base=engine.base,
             persona=persona,
             steer=vectors,
@@ -345,8 +369,8 @@ def steer_command(
                 **record,
                 "seed": seed,
                 "steps": 0,
-                "seconds": round(time.perf_counter() - started, 2),
-                "checks": {"language": lang, "questions": [], "markers": list(markers or [])},
+                "seconds": round(time.perf_counter() - forging, 2),
+                "checks": profile.checks(),
             },
         )
         finish(engine, card, out, evaluate, started)

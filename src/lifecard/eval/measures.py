@@ -25,28 +25,28 @@ from lifecard.engine.sampling import SamplingParams
 
 
 @contextmanager
-def mounted(engine: Engine, card: Card | None, strength: float) -> Iterator[int]:
-    """The slot of `card` at `strength` (0 = the base when card is None or strength is 0)."""
-    if card is None or strength == 0:
-        yield 0
-        return
-    mount = engine.mount([(card, strength)])
+def mounted(engine: Engine, card: Card, strengths: Sequence[float]) -> Iterator[list[int]]:
+    """One slot per strength, all mounted at once so every measure runs them in one batch
+    (strength 0 is slot 0, the base itself)."""
+    slots: list[int] = []
     try:
-        yield mount.slot
+        for s in strengths:
+            slots.append(engine.mount([(card, s)]).slot if s != 0 else 0)
+        yield slots
     finally:
-        engine.unmount(mount.slot)
+        for slot in slots:
+            if slot:
+                engine.unmount(slot)
 
 
 def replies(
-    engine: Engine, slot: int, prompts: Sequence[str], max_tokens: int = 48, system: str | None = None
-) -> list[str]:
-    """Greedy replies, all prompts in one batch on one slot."""
+    engine: Engine, slots: Sequence[int], prompts: Sequence[str], max_tokens: int = 48
+) -> list[list[str]]:
+    """Greedy replies to every prompt on every slot, in one batch; [slot][prompt]."""
     params = SamplingParams(temperature=0, max_tokens=max_tokens)
-    head = [{"role": "system", "content": system}] if system else []
-    requests = [
-        Request(engine.chat_prompt([*head, {"role": "user", "content": p}]), params, slot) for p in prompts
-    ]
-    return [c.text for c in engine.generate(requests)]
+    ids = [engine.chat_prompt([{"role": "user", "content": p}]) for p in prompts]
+    texts = [c.text for c in engine.generate([Request(i, params, slot) for slot in slots for i in ids])]
+    return [texts[k * len(ids) : (k + 1) * len(ids)] for k in range(len(slots))]
 
 
 def recall(answers: Sequence[str], expected: Sequence[Sequence[str]]) -> float:

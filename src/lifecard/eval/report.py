@@ -42,32 +42,34 @@ def evaluate(engine: Engine, card: Card, plan: EvalPlan = EvalPlan()) -> dict[st
     checks = card.manifest.get("forge", {}).get("checks", {})
     lang = checks.get("language", "en")
     default = float(card.manifest["strength"]["default"])
-    strengths = sorted({*plan.strengths, default} | ({-1.0} if card.steer is not None else set()))
+    strengths = sorted({0.0, *plan.strengths, default} | ({-1.0} if card.steer is not None else set()))
     questions = checks.get("questions", [])
     markers = checks.get("markers", [])
     prompts = data.eval_prompts(lang)[: plan.prompts]
     system = persona_prompt(card.manifest["persona"])
     rows = corpus_rows(engine, plan.corpus_rows)
     _, corpus_note = general_corpus()
-
-    sweep: list[dict[str, Any]] = []
-    base_ppl = measures.perplexity(engine, rows, 0)
     with_persona = len(card.manifest["persona"]) > 1  # more than a name
-    for s in strengths:
-        with measures.mounted(engine, card, s) as slot:
-            point: dict[str, Any] = {"strength": s}
-            point["drift"] = round(measures.perplexity(engine, rows, slot) / base_ppl, 4)
-            if questions:
-                answers = measures.replies(engine, slot, [q["q"] for q in questions], plan.answer_tokens * 2)
-                point["recall"] = round(measures.recall(answers, [q["expect"] for q in questions]), 4)
-            if markers:
-                answers = measures.replies(engine, slot, prompts, plan.answer_tokens * 2)
-                point["markers"] = round(measures.marker_rate(answers, markers), 4)
-            if with_persona:
-                kl_card, kl_base = measures.teacher_kl(engine, system, prompts, [slot, 0], plan.answer_tokens)
-                point["fidelity"] = round(1 - kl_card / kl_base, 4) if kl_base > 0 else None
-                point["kl"] = round(kl_card, 4)
-        sweep.append(point)
+    with measures.mounted(engine, card, strengths) as slots:
+        base_ppl = measures.perplexity(engine, rows, 0)
+        sweep: list[dict[str, Any]] = [
+            {"strength": s, "drift": round(measures.perplexity(engine, rows, slot) / base_ppl, 4)}
+            for s, slot in zip(strengths, slots, strict=True)
+        ]
+        if questions:
+            answers = measures.replies(engine, slots, [q["q"] for q in questions], plan.answer_tokens * 2)
+            for point, got in zip(sweep, answers, strict=True):
+                point["recall"] = round(measures.recall(got, [q["expect"] for q in questions]), 4)
+        if markers:
+            answers = measures.replies(engine, slots, prompts, plan.answer_tokens * 2)
+            for point, got in zip(sweep, answers, strict=True):
+                point["markers"] = round(measures.marker_rate(got, markers), 4)
+        if with_persona:
+            kls = measures.teacher_kl(engine, system, prompts, slots, plan.answer_tokens)
+            kl_base = kls[slots.index(0)]
+            for point, kl in zip(sweep, kls, strict=True):
+                point["fidelity"] = round(1 - kl / kl_base, 4) if kl_base > 0 else None
+                point["kl"] = round(kl, 4)
 
     at_default = next(p for p in sweep if p["strength"] == default)
     at_base = next(p for p in sweep if p["strength"] == 0)

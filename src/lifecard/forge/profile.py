@@ -93,9 +93,14 @@ class Profile:
                 import yaml
 
                 raw = yaml.safe_load(text)
-        except Exception as e:  # yaml's and json's errors both say where
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ForgeError(f"profile {path.name} cannot be parsed ({first}): fix its syntax") from None
+        except Exception as e:  # yaml's and json's errors both carry where they happened
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0] or type(e).__name__
+            raise ForgeError(
+                f"profile {path.name} cannot be parsed ({where}{what}): fix its syntax "
+                "(quote texts that contain ': ', or '?' and ',' inside [ ])"
+            ) from None
         return cls.from_mapping(raw, path.name)
 
     @classmethod
@@ -240,8 +245,10 @@ def _list(raw: dict[str, Any], key: str, label: str) -> list[Any]:
 
 def _strings(raw: dict[str, Any], key: str, label: str) -> list[str]:
     items = _list(raw, key, label)
-    if not all(isinstance(x, (str, int, float)) and str(x).strip() for x in items):
-        raise ForgeError(f"{label}: every item of {key!r} must be a non-empty text")
+    for i, x in enumerate(items):
+        if not (isinstance(x, (str, int, float)) and str(x).strip()):
+            hint = " (in YAML, quote a text that contains ': ')" if isinstance(x, dict) else ""
+            raise ForgeError(f"{label}: item {i} of {key!r} must be a non-empty text{hint}")
     return [str(x).strip() for x in items]
 
 

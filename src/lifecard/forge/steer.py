@@ -7,10 +7,12 @@
 2. Direction per layer: the mean of the paired differences ("mean", CAA), or their first principal
    component signed to agree with the mean ("pca", representation engineering). It is normalised,
    then given that layer's typical residual norm, so one coefficient means the same at every depth.
-3. Layers: the contiguous band (a third of the depth) where the pairs separate most consistently
-   (mean / std of the paired differences projected on the direction).
-4. Strength: the largest coefficient whose perplexity on a neutral corpus stays within `max_drift`
-   of the base's (bisection), stored as the module scale, so strength 1 is as strong as is safe.
+3. Strength per band: the largest coefficient whose perplexity on a neutral corpus stays within
+   `max_drift` of the base's (bisection), stored as the module scale, so strength 1 is as strong
+   as is safe.
+4. Layers: of three candidate bands (a third of the depth each, in the middle of the network), the
+   one that, at its safe coefficient, moves the negative runs furthest toward the positive ones
+   at the last layer — the most trait per unit of damage.
    Negative strength steers toward the opposite trait.
 """
 
@@ -37,7 +39,7 @@ from lifecard.model.tokenizer import Tokenizer
 @dataclass(frozen=True)
 class SteerRecipe:
     method: str = "mean"  # "mean" | "pca"
-    prompts: int = 48
+    prompts: int = 32
     max_drift: float = 1.08  # perplexity ratio on the neutral corpus at strength 1
     band: float = 1 / 3  # fraction of the layers that carry the vector
     seed: int = 0
@@ -112,14 +114,16 @@ def pair_contrasts(tokenizer: Tokenizer, pairs: Sequence[dict[str, str]]) -> lis
 
 
 @torch.inference_mode()
-def states(model: Transformer, rows: Sequence[tuple[list[int], slice]], batch: int = 16) -> Tensor:
+def states(
+    model: Transformer, rows: Sequence[tuple[list[int], slice]], plugs: Any = None, batch: int = 16
+) -> Tensor:
     """[n, layers, hidden] float32: each layer's output averaged over each row's chosen positions."""
     out = []
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
         ids, positions, _ = collate_ids([r[0] for r in chunk])
         hidden: list[Tensor] = []
-        model(ids, positions, hidden_out=hidden)
+        model(ids, positions, plugs=plugs, hidden_out=hidden)
         stacked = torch.stack(hidden, 1).float()  # [b, layers, t, hidden]
         out += [stacked[j, :, sl].mean(1) for j, (_, sl) in enumerate(chunk)]
     return torch.stack(out)
@@ -140,16 +144,36 @@ def directions(pos: Tensor, neg: Tensor, method: str) -> Tensor:
     return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
-def choose_layers(pos: Tensor, neg: Tensor, unit: Tensor, fraction: float) -> tuple[list[int], list[float]]:
-    """The contiguous band of ⌈fraction·layers⌉ layers (never the first or last) with the most
-    consistent separation; returns (band, per-layer scores)."""
+def layer_scores(pos: Tensor, neg: Tensor, unit: Tensor) -> list[float]:
+    """Per layer, how consistently the pairs separate along the direction (mean / std of the
+    paired differences' projections): reported, and a hint of where the trait lives."""
     proj = ((pos - neg) * unit).sum(-1)  # [n, layers]
     score = proj.mean(0) / proj.std(0).clamp(min=1e-6) if proj.shape[0] > 1 else proj.mean(0)
-    layers = unit.shape[0]
-    width = max(1, min(layers - 2, math.ceil(layers * fraction))) if layers > 2 else layers
-    lo, hi = (1, layers - 1) if layers > 2 else (0, layers)
-    best = max(range(lo, hi - width + 1), key=lambda s: float(score[s : s + width].sum()))
-    return list(range(best, best + width)), [round(float(s), 3) for s in score]
+    return [round(float(x), 3) for x in score]
+
+
+def candidate_bands(layers: int, fraction: float) -> list[list[int]]:
+    """Bands of ⌈fraction·layers⌉ layers starting at 20%, 33% and 47% of the depth: the middle,
+    where CAA and repeng find steering works best (early layers hold wording, late ones act too late)."""
+    width = max(1, math.ceil(layers * fraction))
+    starts = sorted({min(round(layers * f), layers - width) for f in (0.2, 0.33, 0.47)})
+    return [list(range(s, s + width)) for s in starts]
+
+
+def effect(
+    model: Transformer,
+    contrasts: Sequence[Contrast],
+    vectors: Tensor,
+    coefficient: float,
+    pos: Tensor,
+    neg: Tensor,
+) -> float:
+    """How far the steered negative runs move toward the positive ones at the last layer, as a
+    share of the gap: 0 = not at all, 1 = all the way."""
+    steered = states(model, [c.neg for c in contrasts], SteerPlugs(vectors, coefficient))[:, -1]
+    gap = pos[:, -1] - neg[:, -1]  # [n, hidden]
+    unit = gap.mean(0) / gap.mean(0).norm().clamp(min=1e-12)
+    return float(((steered - neg[:, -1]) @ unit).mean() / (gap @ unit).mean().clamp(min=1e-12))
 
 
 @torch.inference_mode()
@@ -165,16 +189,17 @@ def choose_coefficient(
     vectors: Tensor,
     corpus: tuple[Tensor, Tensor, Tensor],
     max_drift: float,
-    steps: int = 8,
+    base: float,
+    steps: int = 6,
 ) -> tuple[float, float]:
-    """Bisection in log space for the largest coefficient with ppl ratio ≤ max_drift; (coef, ratio)."""
-    base = perplexity(model, *corpus)
+    """Bisection in log space over [0.003, 0.3] for the largest coefficient whose perplexity ratio
+    to `base` is ≤ max_drift; returns (coefficient, ratio)."""
 
     def ratio(c: float) -> float:
         return perplexity(model, *corpus, plugs=SteerPlugs(vectors, c)) / base
 
-    lo, hi = math.log(1e-3), math.log(1.0)
-    best, best_ratio = 1e-3, ratio(1e-3)
+    lo, hi = math.log(3e-3), math.log(0.3)
+    best, best_ratio = 3e-3, 1.0  # below that a coefficient does nothing measurable
     for _ in range(steps):
         mid = (lo + hi) / 2
         r = ratio(math.exp(mid))
@@ -185,7 +210,7 @@ def choose_coefficient(
     return best, best_ratio
 
 
-def neutral_corpus(tokenizer: Tokenizer, paragraphs: int = 16) -> tuple[Tensor, Tensor, Tensor]:
+def neutral_corpus(tokenizer: Tokenizer, paragraphs: int = 8) -> tuple[Tensor, Tensor, Tensor]:
     examples = [
         e for text in data.neutral_texts()[:paragraphs] for e in document_examples(tokenizer, text, 96)
     ]
@@ -215,18 +240,24 @@ def steer(
         source = {"like": like, "unlike": unlike, "prompts": prompts}
     else:
         raise ForgeError("steer needs a trait (--like, optionally --unlike) or a --pairs JSONL file")
-    progress.start("contrast", 3)
+    bands = candidate_bands(model.cfg.num_layers, recipe.band)
+    progress.start("contrast", 1 + len(bands))
     pos = states(model, [c.pos for c in contrasts])
     neg = states(model, [c.neg for c in contrasts])
     progress.advance()
     unit = directions(pos, neg, recipe.method)
-    band, scores = choose_layers(pos, neg, unit, recipe.band)
     size = torch.cat([pos, neg]).norm(dim=-1).mean(0)  # [layers] typical residual norm
-    vectors = torch.zeros_like(unit)
-    vectors[band] = unit[band] * size[band, None]
-    progress.advance()
-    coefficient, drift = choose_coefficient(model, vectors, neutral_corpus(tokenizer), recipe.max_drift)
-    progress.advance(coefficient=round(coefficient, 4), drift=round(drift, 4))
+    corpus = neutral_corpus(tokenizer)
+    base = perplexity(model, *corpus)
+    tried = []  # per band: the safe coefficient, its drift and its effect
+    for band in bands:
+        vectors = torch.zeros_like(unit)
+        vectors[band] = unit[band] * size[band, None]
+        coefficient, drift = choose_coefficient(model, vectors, corpus, recipe.max_drift, base)
+        moved = effect(model, contrasts, vectors, coefficient, pos, neg)
+        tried.append((moved, band, coefficient, drift, vectors))
+        progress.advance(layers=f"{band[0]}-{band[-1]}", effect=round(moved, 3))
+    moved, band, coefficient, drift, vectors = max(tried, key=lambda t: t[0])
     record = {
         **asdict(recipe),
         "method": "steer",
@@ -234,7 +265,12 @@ def steer(
         "data_sha256": digest(source),
         "pairs": len(contrasts),
         "layers": band,
-        "layer_scores": scores,
+        "effect": round(moved, 4),
+        "bands_tried": [
+            {"layers": [b[0], b[-1]], "coefficient": round(c, 5), "drift": round(d, 4), "effect": round(m, 4)}
+            for m, b, c, d, _ in tried
+        ],
+        "layer_scores": layer_scores(pos, neg, unit),
         "coefficient": round(coefficient, 6),
         "neutral_ppl_ratio": round(drift, 4),
     }
