@@ -169,7 +169,9 @@ def test_a_profile_becomes_a_card_through_a_job(studio: Studio) -> None:
             "teacher answers",
             "bake",
             "tune",
+            "eval",
         ]
+        assert {"drift", "fidelity", "sweep"} <= set(job["result"]["eval"])  # the real quick eval
         assert job["result"]["forge"]["method"] == "profile" and job["result"]["forge"]["budget"] == "tiny"
         assert "checks" not in job["result"]["forge"]  # the held-out questions stay unseen
         summary = c.get("/v1/cards/tess-tiny").json()

@@ -22,6 +22,7 @@ from torch import Tensor
 from lifecard.cards.card import Card
 from lifecard.engine.generate import Engine, Request
 from lifecard.engine.sampling import SamplingParams
+from lifecard.forge.examples import answer_logp
 
 
 @contextmanager
@@ -93,19 +94,19 @@ def teacher_kl(
         c.tokens for c in engine.generate([Request(t, p) for t, p in zip(teacher, params, strict=True)])
     ]
     keep = [i for i, a in enumerate(answers) if a]
-    t_logp = _logp(engine, [teacher[i] + answers[i] for i in keep], 0)
+    t_logp = answer_logp(engine.model, [(teacher[i] + answers[i], len(teacher[i])) for i in keep])
     students = [engine.chat_prompt([{"role": "user", "content": prompts[i]}]) for i in keep]
     out = []
     for slot in slots:
-        s_logp = _logp(engine, [s + answers[i] for s, i in zip(students, keep, strict=True)], slot)
-        total, count = 0.0, 0
-        for j, i in enumerate(keep):
-            n = len(answers[i])
-            t = t_logp[j, len(teacher[i]) - 1 : len(teacher[i]) - 1 + n]
-            s = s_logp[j, len(students[j]) - 1 : len(students[j]) - 1 + n]
-            total += float(F.kl_div(s, t, log_target=True, reduction="sum"))
-            count += n
-        out.append(total / max(count, 1))
+        plugs = engine.bank.plugs([slot] * len(keep))
+        s_logp = answer_logp(
+            engine.model, [(s + answers[i], len(s)) for s, i in zip(students, keep, strict=True)], plugs
+        )
+        total = sum(
+            float(F.kl_div(s, t, log_target=True, reduction="sum"))
+            for s, t in zip(s_logp, t_logp, strict=True)
+        )
+        out.append(total / max(sum(len(t) for t in t_logp), 1))
     return out
 
 

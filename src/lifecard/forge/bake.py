@@ -25,7 +25,7 @@ from lifecard.cards.persona import persona_prompt
 from lifecard.engine.generate import Engine, Request
 from lifecard.engine.sampling import SamplingParams
 from lifecard.forge import data
-from lifecard.forge.examples import collate_ids
+from lifecard.forge.examples import answer_logp
 from lifecard.forge.lora import Factors, LoraRecipe, LossFn, TrainPlugs, TrainResult, train_lora
 from lifecard.forge.progress import Checkpoints, Progress, digest
 from lifecard.forge.tune import held_out_split
@@ -81,17 +81,13 @@ def trajectories(
             for i in range(len(chunk))
         ]
         answers = engine.generate([Request(t, p) for t, p in zip(teacher, params, strict=True)])
-        rows = [t + a.tokens for t, a in zip(teacher, answers, strict=True)]
-        ids, positions, _ = collate_ids(rows)
-        logp = engine.model(ids, positions).log_softmax(-1)  # [n, t, vocab]
-        for i, (p, t, a) in enumerate(zip(chunk, teacher, answers, strict=True)):
-            if not a.tokens:
-                continue
-            at = logp[i, len(t) - 1 : len(t) - 1 + len(a.tokens)]  # predicts each answer token
+        kept = [(p, t, a.tokens) for p, t, a in zip(chunk, teacher, answers, strict=True) if a.tokens]
+        teacher_logp = answer_logp(engine.model, [(t + a, len(t)) for _, t, a in kept])
+        for (p, _, a), at in zip(kept, teacher_logp, strict=True):
             top_logp, top_ids = at.topk(TOP_K, dim=-1)
             rest = (1 - top_logp.exp().sum(-1)).clamp(min=1e-12).log()
             student = engine.chat_prompt([{"role": "user", "content": p}])
-            out.append(Trajectory(student + a.tokens, len(student), top_ids, top_logp, rest))
+            out.append(Trajectory(student + a, len(student), top_ids, top_logp, rest))
         progress.advance(len(chunk))
     return out
 
@@ -101,18 +97,14 @@ def distillation(model: Transformer, trajs: Sequence[Trajectory]) -> LossFn:
 
     def loss(plugs: TrainPlugs, batch: list[int]) -> Tensor:
         chosen = [trajs[i] for i in batch]
-        ids, positions, _ = collate_ids([t.ids for t in chosen])
-        logp = model(ids, positions, plugs=plugs).log_softmax(-1)  # [n, t, vocab]
-        total, count = logp.new_zeros(()), 0
-        for i, t in enumerate(chosen):
-            n = t.top_ids.shape[0]
-            s = logp[i, t.start - 1 : t.start - 1 + n]  # [n, vocab]
+        total, count = torch.zeros(()), 0
+        for t, s in zip(chosen, answer_logp(model, [(t.ids, t.start) for t in chosen], plugs), strict=True):
             s_top = s.gather(-1, t.top_ids)  # [n, k]
             s_rest = (1 - s_top.exp().sum(-1)).clamp(min=1e-12).log()
             kl = (t.top_logp.exp() * (t.top_logp - s_top)).sum(-1) + t.rest_logp.exp() * (
                 t.rest_logp - s_rest
             )
-            total, count = total + kl.sum(), count + n
+            total, count = total + kl.sum(), count + len(kl)
         return total / max(count, 1)
 
     return loss

@@ -17,6 +17,7 @@ from torch import Tensor
 from lifecard.forge.lora import LossFn, TrainPlugs
 from lifecard.forge.progress import ForgeError
 from lifecard.model.llama import Transformer
+from lifecard.model.sockets import Plugs
 from lifecard.model.tokenizer import Tokenizer
 
 Messages = list[dict[str, str]]
@@ -80,6 +81,21 @@ def collate(examples: Sequence[Example]) -> tuple[Tensor, Tensor, Tensor]:
 def collate_ids(rows: Sequence[list[int]]) -> tuple[Tensor, Tensor, Tensor]:
     """`collate` for bare token rows (every token a target)."""
     return collate([Example(r, [1] * len(r)) for r in rows])
+
+
+def answer_logp(
+    model: Transformer, rows: Sequence[tuple[list[int], int]], plugs: Plugs | None = None
+) -> list[Tensor]:
+    """Log-probabilities of the next token at each answer position, per row: rows are (ids, start)
+    with the answer at ids[start:]; returns [len(ids) - start, vocab] per row (the distribution
+    that predicts each answer token). Only those positions reach the vocabulary projection."""
+    ids, positions, _ = collate_ids([r for r, _ in rows])
+    spans = [len(r) - start for r, start in rows]
+    at = torch.zeros(len(rows), max(spans), dtype=torch.long)
+    for i, (r, start) in enumerate(rows):
+        at[i] = torch.arange(start - 1, start - 1 + max(spans)).clamp(max=len(r) - 2)
+    logp = model(ids, positions, plugs=plugs, logits_at=at).log_softmax(-1)  # [b, k, vocab]
+    return [logp[i, :n] for i, n in enumerate(spans)]
 
 
 def cross_entropy(model: Transformer, examples: Sequence[Example]) -> LossFn:

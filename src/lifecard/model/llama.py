@@ -220,8 +220,10 @@ class Transformer(nn.Module):
         logits_at: Tensor | None = None,
         hidden_out: list[Tensor] | None = None,
     ) -> Tensor:
-        """tokens, positions: [b, t]. Returns logits [b, t, vocab] in fp32, or [b, vocab] at the
-        per-row index `logits_at` [b] (generation needs only each row's last real token).
+        """tokens, positions: [b, t]. Returns logits [b, t, vocab] in fp32, or only at the per-row
+        indices `logits_at`: [b] → [b, vocab] (generation needs only each row's last real token);
+        [b, k] → [b, k, vocab] (a forge or eval needs only the answer's positions, and a full
+        [b, t, vocab] of a long prompt is gigabytes).
 
         With a cache, the t new tokens of row i sit at positions[i] and attend to every cached
         position ≤ their own; padding tokens (beyond a row's real length) are written to the cache
@@ -240,7 +242,8 @@ class Transformer(nn.Module):
             if hidden_out is not None:
                 hidden_out.append(h)
         if logits_at is not None:
-            h = h[torch.arange(b, device=h.device), logits_at]  # [b, hidden]
+            rows = torch.arange(b, device=h.device)
+            h = h[rows if logits_at.dim() == 1 else rows[:, None], logits_at]  # [b, hidden] or [b, k, hidden]
         return F.linear(self.norm(h), self.lm_head).float()
 
     def _mask(self, positions: Tensor, cache: KVCache | None) -> Tensor | None:

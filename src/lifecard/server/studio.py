@@ -41,6 +41,7 @@ from lifecard.cards.validate import CardError, parse_header
 from lifecard.engine.generate import Engine
 from lifecard.forge.profile import Profile
 from lifecard.forge.progress import ForgeError, Progress
+from lifecard.model.sockets import SocketBank
 from lifecard.server.app import ApiError, Server, _upload, caller_of, not_found
 from lifecard.server.auth import Caller
 from lifecard.server.jobs import Job, Jobs, JobsFull
@@ -73,18 +74,27 @@ class ForgeRequest(BaseModel):
 
 
 def evaluate(engine: Engine, card: Card, plots: Path, progress: Progress) -> tuple[Card, list[str]]:
-    """THE EVAL CALL SITE — the one place the studio measures a card it has just forged.
+    """Measure a card the studio has just forged (`lifecard eval --quick`): the card to store, with
+    its manifest's `eval` filled in, and the file names of the PNG plots written into `plots`."""
+    from lifecard.eval.report import QUICK, plot_sweep, with_eval
+    from lifecard.eval.report import evaluate as measure
 
-    Returns the card to store (with its manifest's `eval` filled in) and the file names of the PNG
-    plots written into `plots`; it may report progress stages (then count them in EVAL_STAGES).
-    Until `lifecard.eval.report.evaluate` is wired in here, the card is kept as forged and the page
-    shows what its manifest already holds (`forge`, `eval`). Wiring it: it runs on the jobs' thread
-    while the scheduler's worker owns the engine's bank, so it must not mount into that bank there
-    (measures.mounted calls engine.mount) — run it on a bank of its own, or through the scheduler."""
-    return card, []
+    progress.start("eval", 1)
+    figures = measure(engine, card, QUICK)
+    plots.mkdir(parents=True, exist_ok=True)
+    plot_sweep(figures, plots / "sweep.png", f"{card.name}: effect and drift against strength")
+    progress.advance()
+    return with_eval(card, figures), ["sweep.png"]
 
 
-EVAL_STAGES = 0  # progress stages `evaluate` reports (for the overall progress estimate)
+EVAL_STAGES = 1  # progress stages `evaluate` reports (for the overall progress estimate)
+
+
+def side_engine(engine: Engine) -> Engine:
+    """The served model's weights with a bank of their own: a forge's teacher runs and the eval's
+    mounts never touch the bank that the scheduler's worker owns."""
+    bank = SocketBank(engine.cfg, num_slots=2, max_rank=8, device=engine.device)
+    return Engine(engine.model, engine.tokenizer, bank, engine.source, engine.base)
 
 
 class Studio:
@@ -115,15 +125,16 @@ class Studio:
             from lifecard.forge.recipe import forge_profile
 
             forge = forge_profile
+        engine = side_engine(server.engine)
         card = forge(
-            server.engine,
+            engine,
             profile,
             budget=job.input["budget"],
             seed=job.input["seed"],
             progress=progress,
             checkpoint_dir=scratch / "checkpoints",
         )
-        card, plots = evaluate(server.engine, card, scratch / "plots", progress)
+        card, plots = evaluate(engine, card, scratch / "plots", progress)
         path = scratch / f"{card.id}.card"
         card.write(path)
         entry, _, warnings = server.store.put(path.read_bytes(), job.owner, filename=path.name)
