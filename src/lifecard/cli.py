@@ -424,7 +424,8 @@ def serve(
         _note(f"lifecard serve · {engine.source} · {engine.dtype}".replace("torch.", ""))
         _note(f"model id {engine.base.model_id!r} (or {BASE_ALIAS!r})")
         _note(f"{len(cards.entries)} card(s) in {cards.root}")
-        _note(f"{auth} · http://{host}:{port}/v1")
+        _note(f"{auth} · API http://{host}:{port}/v1")
+        typer.secho(f"studio: open http://{host}:{port}/ in a browser", err=True, bold=True)
         uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
 

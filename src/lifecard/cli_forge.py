@@ -231,7 +231,7 @@ def tune_command(
         int, typer.Option("--steps", help="most optimiser steps (early stopping may end sooner)")
     ] = 120,
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="learning rate")] = 3e-3,
+    lr: Annotated[float, typer.Option("--lr", help="learning rate")] = 1e-3,
     held_out: Annotated[
         float, typer.Option("--held-out", help="share of examples held out for early stopping")
     ] = 0.1,

@@ -98,6 +98,31 @@ def answer_logp(
     return [logp[i, :n] for i, n in enumerate(spans)]
 
 
+def anchored(
+    loss: LossFn, model: Transformer, tokenizer: Tokenizer, weight: float = 1.0, rows: int = 4
+) -> LossFn:
+    """`loss` plus weight · KL(base ‖ student) on plain text the forge ships (data/neutral.txt,
+    never the eval's corpus): a tune on a few dozen short answers otherwise learns them by bending
+    everything else (measured: perplexity on ordinary prose ×9 at strength 1 without it). Each call
+    takes the next `rows` paragraphs, so the whole text is covered in turn."""
+    from lifecard.forge import data
+
+    texts = [e for t in data.neutral_texts() for e in document_examples(tokenizer, t, 96)]
+    turn = [0]
+
+    def with_anchor(plugs: TrainPlugs, batch: list[int]) -> Tensor:
+        start = turn[0] % len(texts)
+        turn[0] += rows
+        ids, positions, mask = collate([texts[(start + i) % len(texts)] for i in range(rows)])
+        with torch.no_grad():
+            base = model(ids, positions).log_softmax(-1)
+        student = model(ids, positions, plugs=plugs).log_softmax(-1)
+        kl = F.kl_div(student, base, log_target=True, reduction="none").sum(-1)  # [rows, t]
+        return loss(plugs, batch) + weight * (kl * mask).sum() / mask.sum()
+
+    return with_anchor
+
+
 def cross_entropy(model: Transformer, examples: Sequence[Example]) -> LossFn:
     """Mean negative log-likelihood of the target tokens of the chosen examples."""
 

@@ -117,12 +117,14 @@ def train_lora(
     *,
     frozen: Sequence[tuple[Factors, float]] = (),
     held_out: Sequence[int] = (),
+    held_out_loss: LossFn | None = None,
     progress: Progress | None = None,
     checkpoints: Checkpoints | None = None,
     name: str = "lora",
     checkpoint_every: int = 10,
 ) -> TrainResult:
-    """Train one LoRA on examples 0..num_examples-1 except `held_out`, which decide early stopping."""
+    """Train one LoRA on examples 0..num_examples-1 except `held_out`, which decide early stopping
+    (measured by `held_out_loss`, by default the training loss)."""
     progress = progress or Progress()
     gen = torch.Generator().manual_seed(recipe.seed)
     factors = init_factors(model.cfg, recipe, gen)
@@ -163,12 +165,14 @@ def train_lora(
                 },
             )
 
+    measure = held_out_loss or loss_fn
+
     def evaluate() -> float:
         with torch.no_grad():
             plugs = TrainPlugs(model.cfg, [*frozen, (factors, recipe.scale)])
             ids = list(held_out) or train_ids
             chunks = [ids[i : i + recipe.batch_size] for i in range(0, len(ids), recipe.batch_size)]
-            return sum(loss_fn(plugs, c).item() * len(c) for c in chunks) / len(ids)
+            return sum(measure(plugs, c).item() * len(c) for c in chunks) / len(ids)
 
     progress.start(name, recipe.steps)
     progress.advance(result.steps)

@@ -47,7 +47,7 @@ BUDGETS = {
         SteerRecipe(prompts=4),
     ),
     "quick": Budget(24, 32, LoraRecipe(steps=24), LoraRecipe(steps=40), SteerRecipe(prompts=24)),
-    "standard": Budget(48, 48, LoraRecipe(steps=60), LoraRecipe(steps=120, lr=3e-3), SteerRecipe()),
+    "standard": Budget(48, 48, LoraRecipe(steps=60), LoraRecipe(steps=120, lr=1e-3), SteerRecipe()),
 }
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 import torch
 
-from lifecard.forge.examples import Example, Messages, chat_example, cross_entropy, document_examples
+from lifecard.forge.examples import (
+    Example,
+    Messages,
+    anchored,
+    chat_example,
+    cross_entropy,
+    document_examples,
+)
 from lifecard.forge.lora import Factors, LoraRecipe, TrainResult, train_lora
 from lifecard.forge.progress import Checkpoints, ForgeError, Progress, digest
 from lifecard.model.llama import Transformer
@@ -124,6 +131,7 @@ def tune(
     recipe: LoraRecipe,
     *,
     held_out_fraction: float = 0.1,
+    anchor: float = 1.0,
     frozen: Sequence[tuple[Factors, float]] = (),
     progress: Progress | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -132,14 +140,22 @@ def tune(
     examples = encode(tokenizer, data)
     held_out = held_out_split(len(examples), held_out_fraction, recipe.seed)
     data_sha = digest({"chats": data.chats, "documents": data.documents})
-    key = {"method": "tune", "recipe": recipe.record(), "data": data_sha, "frozen": len(frozen)}
+    key = {
+        "method": "tune",
+        "recipe": recipe.record(),
+        "data": data_sha,
+        "frozen": len(frozen),
+        "anchor": anchor,
+    }
+    ce = cross_entropy(model, examples)
     result = train_lora(
         model,
-        cross_entropy(model, examples),
+        anchored(ce, model, tokenizer, anchor) if anchor else ce,
         len(examples),
         recipe,
         frozen=frozen,
         held_out=held_out,
+        held_out_loss=ce,
         progress=progress,
         checkpoints=Checkpoints(checkpoint_dir, key),
         name="tune",
@@ -150,8 +166,10 @@ def tune(
         "data_sha256": data_sha,
         **data.record(),
         "examples": len(examples),
+        "anchor": anchor,
         "held_out": len(held_out),
         "steps_taken": result.steps,
+        "resumed_from": result.resumed_from,
         "best_step": result.best_step,
         "final_loss": result.train_loss[-1] if result.train_loss else None,
         "held_out_loss": result.held_out_loss,
