@@ -18,7 +18,7 @@ from lifecard.cards.card import Card
 from lifecard.engine.generate import Engine
 from lifecard.eval.report import QUICK, evaluate, with_eval, write_report
 from lifecard.forge.examples import chat_example, cross_entropy
-from lifecard.forge.lora import LoraRecipe, TrainPlugs, concat, init_factors, train_lora
+from lifecard.forge.lora import LoraRecipe, TrainPlugs, init_factors, train_lora
 from lifecard.forge.profile import Profile
 from lifecard.forge.progress import ForgeCancelled, ForgeError, Progress
 from lifecard.forge.recipe import forge_profile, tune_data
@@ -73,7 +73,7 @@ def tokens(engine: Engine) -> tuple[torch.Tensor, torch.Tensor]:
 def test_trained_plugs_compute_what_a_mounted_card_computes(engine: Engine) -> None:
     factors = random_factors(engine, rank=4, seed=1)
     ids, pos = tokens(engine)
-    trained = engine.model(ids, pos, plugs=TrainPlugs(engine.cfg, [(factors, 2.0)]))
+    trained = engine.model(ids, pos, plugs=TrainPlugs(engine.cfg, factors, 2.0))
     card = Card.new(id="t", name="T", base=engine.base, lora=factors, lora_alpha=8.0)  # α/r = 2
     mount = engine.mount([(card, 1.0)])
     served = engine.model(ids, pos, plugs=engine.bank.plugs([mount.slot]))
@@ -82,18 +82,24 @@ def test_trained_plugs_compute_what_a_mounted_card_computes(engine: Engine) -> N
     assert not torch.allclose(trained, engine.model(ids, pos), atol=1e-3)  # the LoRA does something
 
 
-def test_concatenated_loras_equal_their_sum(engine: Engine) -> None:
-    f1, f2 = random_factors(engine, 2, seed=2), random_factors(engine, 3, seed=3)
-    f2 = {k: v for k, v in f2.items() if k[1] in ("q_proj", "down_proj")}  # different targets
-    ids, pos = tokens(engine)
-    summed = engine.model(ids, pos, plugs=TrainPlugs(engine.cfg, [(f1, 0.5), (f2, 2.0)]))
-    joined = engine.model(ids, pos, plugs=TrainPlugs(engine.cfg, [(concat([(f1, 0.5), (f2, 2.0)]), 1.0)]))
-    torch.testing.assert_close(summed, joined, rtol=1e-5, atol=1e-5)
-
-
 def qa_examples(engine: Engine) -> list:
     chats = tune_data(Profile.from_mapping(PROFILE)).chats
     return [chat_example(engine.tokenizer, c) for c in chats]
+
+
+def test_cross_entropy_at_target_positions_equals_the_full_computation(engine: Engine) -> None:
+    import torch.nn.functional as F
+
+    from lifecard.forge.examples import collate
+
+    examples = qa_examples(engine)
+    plugs = TrainPlugs(engine.cfg, random_factors(engine, 2, seed=4), 1.0)
+    ids, positions, mask = collate(examples)
+    logits = engine.model(ids, positions, plugs=plugs)
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+    full = (nll * mask[:, 1:]).sum() / mask[:, 1:].sum()
+    fast = cross_entropy(engine.model, examples)(plugs, list(range(len(examples))))
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
 
 
 def test_chat_examples_put_the_loss_on_assistant_tokens_only(engine: Engine) -> None:
@@ -211,10 +217,11 @@ def test_a_profile_becomes_a_card_that_mounts_and_is_measured(engine: Engine, tm
     stages = []
     progress = Progress(lambda stage, done, total, figures: stages.append(stage))
     card = forge_profile(engine, Profile.from_mapping(PROFILE), budget="tiny", progress=progress)
-    assert {"contrast", "teacher answers", "bake", "tune"} <= set(stages)
+    assert stages[0] == "contrast" and {"teacher answers", "bake+tune"} <= set(stages)
     forge = card.manifest["forge"]
-    assert [p["method"] for p in forge["parts"]] == ["steer", "bake", "tune"]
-    assert card.lora_module["rank"] == 4  # bake rank 2 + tune rank 2, concatenated
+    assert [p["method"] for p in forge["parts"]] == ["steer", "bake+tune"]
+    assert forge["parts"][1]["examples"] == 3  # two facts' training questions, one dialogue
+    assert card.lora_module["rank"] == 2
     assert card.steer is not None
     card.write(tmp_path / "ada.card")
     card = Card.read(tmp_path / "ada.card")

@@ -167,8 +167,7 @@ def test_a_profile_becomes_a_card_through_a_job(studio: Studio) -> None:
         assert job["progress"] == 1 and [s["name"] for s in job["stages"]] == [
             "contrast",
             "teacher answers",
-            "bake",
-            "tune",
+            "bake+tune",
             "eval",
         ]
         assert {"drift", "fidelity", "sweep"} <= set(job["result"]["eval"])  # the real quick eval

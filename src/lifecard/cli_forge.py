@@ -178,7 +178,7 @@ def bake_command(
             raise Fail(f"--budget {budget!r} is not one of {', '.join(BUDGETS)}")
     plan = BUDGETS[budget]
     if steps is not None:
-        plan = replace(plan, bake=replace(plan.bake, steps=steps))
+        plan = replace(plan, lora=replace(plan.lora, steps=steps))
     baked_only = replace(profile, like="", knowledge=[], examples=[], documents=[])
     common_card(baked_only, out, plan, seed, model, dtype, checkpoint, evaluate)
 

@@ -124,13 +124,19 @@ def anchored(
 
 
 def cross_entropy(model: Transformer, examples: Sequence[Example]) -> LossFn:
-    """Mean negative log-likelihood of the target tokens of the chosen examples."""
+    """Mean negative log-likelihood of the target tokens of the chosen examples. Logits are made
+    only where a target is predicted: for short answers after a chat template, a third of the
+    positions, so two thirds of the vocabulary projection and its softmax are skipped."""
 
     def loss(plugs: TrainPlugs, batch: list[int]) -> Tensor:
-        ids, positions, mask = collate([examples[i] for i in batch])
-        logits = model(ids, positions, plugs=plugs)  # [n, t, vocab]
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # [n, t-1]
-        target = mask[:, 1:]
-        return (nll * target).sum() / target.sum().clamp(min=1)
+        chosen = [examples[i] for i in batch]
+        ids, positions, _ = collate(chosen)
+        where = [[i - 1 for i, m in enumerate(e.mask) if m and i > 0] for e in chosen]  # predicting positions
+        width = max(1, *map(len, where))
+        at = torch.tensor([w + [(w or [0])[-1]] * (width - len(w)) for w in where])  # [n, k], padded
+        valid = torch.tensor([[1.0] * len(w) + [0.0] * (width - len(w)) for w in where])
+        logits = model(ids, positions, plugs=plugs, logits_at=at)  # [n, k, vocab]
+        nll = F.cross_entropy(logits.transpose(1, 2), ids.gather(1, at + 1), reduction="none")  # [n, k]
+        return (nll * valid).sum() / valid.sum()
 
     return loss

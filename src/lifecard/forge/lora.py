@@ -2,8 +2,7 @@
 
 The trainable factors are plain tensors, one (A [r, in], B [out, r]) per (layer, projection).
 `TrainPlugs` gives the forward exactly the semantics of a mounted card
-(y += s·(x Aᵀ) Bᵀ per projection, s = α/r), so what is trained is what is served. It may also
-carry frozen LoRAs (a bake under a tune): their deltas add, as a mix of cards would.
+(y += s·(x Aᵀ) Bᵀ per projection, s = α/r), so what is trained is what is served.
 
 The loop is the usual one — AdamW, shuffled mini-batches, a held-out split evaluated every few
 steps, the best factors kept, early stopping — plus what a forge promises: a checkpoint every
@@ -63,25 +62,20 @@ class TrainResult:
 
 
 class TrainPlugs:
-    """Plugs for training: per projection, the sum of s·(x Aᵀ) Bᵀ over every LoRA given.
-    loras: [(factors, scale)], trainable ones and frozen ones alike (gradients flow where they may)."""
+    """Plugs for training: per projection, s·(x Aᵀ) Bᵀ of the factors being trained."""
 
-    def __init__(self, cfg: ModelConfig, loras: Sequence[tuple[Factors, float]]):
-        self.loras = loras
+    def __init__(self, cfg: ModelConfig, factors: Factors, scale: float):
+        self.factors, self.scale = factors, scale
         self.out = {p: shape[0] for p, shape in cfg.projection_shapes().items()}
 
     def lora_delta(self, y: Tensor, x: Tensor, layer: int, group: str) -> Tensor:
         """y: [b, t, out_g] (the fused group's base output), x: [b, t, in]."""
         parts = []
         for p in GROUPS[group]:
-            delta = None
-            for factors, scale in self.loras:
-                pair = factors.get((layer, p))
-                if pair is not None:
-                    a, b = pair
-                    d = (x.to(a.dtype) @ a.T) @ (b.T * scale)  # [b, t, out_p]
-                    delta = d if delta is None else delta + d
-            parts.append(delta)
+            pair = self.factors.get((layer, p))
+            parts.append(
+                None if pair is None else (x.to(pair[0].dtype) @ pair[0].T) @ (pair[1].T * self.scale)
+            )
         if all(d is None for d in parts):
             return y
         full = [
@@ -115,7 +109,6 @@ def train_lora(
     num_examples: int,
     recipe: LoraRecipe,
     *,
-    frozen: Sequence[tuple[Factors, float]] = (),
     held_out: Sequence[int] = (),
     held_out_loss: LossFn | None = None,
     progress: Progress | None = None,
@@ -169,7 +162,7 @@ def train_lora(
 
     def evaluate() -> float:
         with torch.no_grad():
-            plugs = TrainPlugs(model.cfg, [*frozen, (factors, recipe.scale)])
+            plugs = TrainPlugs(model.cfg, factors, recipe.scale)
             ids = list(held_out) or train_ids
             chunks = [ids[i : i + recipe.batch_size] for i in range(0, len(ids), recipe.batch_size)]
             return sum(measure(plugs, c).item() * len(c) for c in chunks) / len(ids)
@@ -182,7 +175,7 @@ def train_lora(
             if len(order) < recipe.batch_size:  # a new epoch: reshuffle, seeded
                 order += [train_ids[i] for i in torch.randperm(len(train_ids), generator=gen).tolist()]
             batch, order = order[: recipe.batch_size], order[recipe.batch_size :]
-            loss = loss_fn(TrainPlugs(model.cfg, [*frozen, (factors, recipe.scale)]), batch)
+            loss = loss_fn(TrainPlugs(model.cfg, factors, recipe.scale), batch)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -217,24 +210,3 @@ def _restore(factors: Factors, saved: Factors) -> None:
         for k, (a, b) in factors.items():
             a.copy_(saved[k][0])
             b.copy_(saved[k][1])
-
-
-def concat(loras: Sequence[tuple[Factors, float]]) -> Factors:
-    """One LoRA equal to the sum of several (exact): A stacked, B side by side with each scale folded
-    in; projections a LoRA lacks get zero blocks. The result's scale is 1 (alpha = rank)."""
-    keys = sorted({k for factors, _ in loras for k in factors})
-    out: Factors = {}
-    for key in keys:
-        a_parts, b_parts = [], []
-        for factors, scale in loras:
-            rank = next(iter(factors.values()))[0].shape[0]
-            if key in factors:
-                a, b = factors[key]
-                a_parts.append(a.float())
-                b_parts.append(b.float() * scale)
-            else:
-                ref = next(f[key] for f, _ in loras if key in f)
-                a_parts.append(ref[0].new_zeros(rank, ref[0].shape[1]))
-                b_parts.append(ref[1].new_zeros(ref[1].shape[0], rank))
-        out[key] = (torch.cat(a_parts), torch.cat(b_parts, dim=1))
-    return out

@@ -1,11 +1,9 @@
-"""`forge card`: one profile → one card with several modules, each made by the method that fits.
+"""`forge card`: one profile → one card with up to two modules, each made by the method that fits.
 
-    tone.like / unlike                      → steer  (a vector per layer, no training)
-    identity, tone, preferences, values…    → bake   (the persona text distilled into a LoRA)
-    knowledge, examples, documents          → tune   (supervised LoRA, trained on top of the bake)
-
-The bake and tune LoRAs become one LoRA module by exact concatenation (rank r_bake + r_tune,
-each scale folded into B): the card computes exactly the sum the tune was trained against.
+tone.like / unlike                      → steer module (a vector per layer, no training)
+identity, tone, preferences, values…    → LoRA module: bake (the persona text distilled:
+knowledge, examples, documents            KL to the teacher) and tune (cross-entropy on the
+                                          examples) in the same batches — see bake.bake
 """
 
 from __future__ import annotations
@@ -20,11 +18,11 @@ import torch
 from lifecard.cards.card import Card
 from lifecard.engine.generate import Engine
 from lifecard.forge.bake import bake
-from lifecard.forge.lora import Factors, LoraRecipe, concat
+from lifecard.forge.lora import LoraRecipe
 from lifecard.forge.profile import Profile
 from lifecard.forge.progress import Progress, digest
 from lifecard.forge.steer import SteerRecipe, steer
-from lifecard.forge.tune import TuneData, tune
+from lifecard.forge.tune import TuneData, encode
 
 
 @dataclass(frozen=True)
@@ -33,21 +31,14 @@ class Budget:
 
     bake_prompts: int
     bake_tokens: int
-    bake: LoraRecipe
-    tune: LoraRecipe
+    lora: LoraRecipe
     steer: SteerRecipe
 
 
 BUDGETS = {
-    "tiny": Budget(
-        4,
-        8,
-        LoraRecipe(rank=2, steps=2, batch_size=4),
-        LoraRecipe(rank=2, steps=2, batch_size=4),
-        SteerRecipe(prompts=4),
-    ),
-    "quick": Budget(24, 32, LoraRecipe(steps=24), LoraRecipe(steps=40), SteerRecipe(prompts=24)),
-    "standard": Budget(48, 48, LoraRecipe(steps=60), LoraRecipe(steps=120, lr=1e-3), SteerRecipe()),
+    "tiny": Budget(4, 8, LoraRecipe(rank=2, steps=2, batch_size=4), SteerRecipe(prompts=4)),
+    "quick": Budget(24, 32, LoraRecipe(steps=30), SteerRecipe(prompts=16)),
+    "standard": Budget(48, 48, LoraRecipe(steps=80, batch_size=12), SteerRecipe()),
 }
 
 
@@ -71,7 +62,7 @@ def forge_profile(
     checkpoint_dir: str | Path | None = None,
 ) -> Card:
     """Make the card for `profile` on `engine`'s base. Parts without input are skipped (no tone.like:
-    no steer; no knowledge, examples or documents: no tune)."""
+    no steer; no knowledge, examples or documents: a bake alone)."""
     progress = progress or Progress()
     plan = BUDGETS[budget] if isinstance(budget, str) else budget
     torch.manual_seed(seed)
@@ -91,30 +82,19 @@ def forge_profile(
             progress=progress,
         )
         parts.append(record)
-    loras: list[tuple[Factors, float]] = []
-    sub = Path(checkpoint_dir) if checkpoint_dir else None
-    bake_recipe = replace(plan.bake, seed=seed)
+    lora_recipe = replace(plan.lora, seed=seed)
     baked, record = bake(
         engine,
         persona,
-        bake_recipe,
+        lora_recipe,
+        examples=encode(tokenizer, tune_data(profile)),
         lang=profile.language,
         prompts=plan.bake_prompts,
         max_tokens=plan.bake_tokens,
         progress=progress,
-        checkpoint_dir=sub,
+        checkpoint_dir=checkpoint_dir,
     )
-    loras.append((baked.factors, bake_recipe.scale))
     parts.append(record)
-    data = tune_data(profile)
-    if data.chats or data.documents:
-        tune_recipe = replace(plan.tune, seed=seed)
-        tuned, record = tune(
-            model, tokenizer, data, tune_recipe, frozen=loras, progress=progress, checkpoint_dir=sub
-        )
-        loras.append((tuned.factors, tune_recipe.scale))
-        parts.append(record)
-    lora = concat(loras)
     steers = steer_vectors is not None
     return Card.new(
         id=profile.id,
@@ -122,8 +102,8 @@ def forge_profile(
         base=engine.base,
         description=(profile.identity.splitlines() or [""])[0][:200],
         persona=persona,
-        lora=lora,
-        lora_alpha=float(next(iter(lora.values()))[0].shape[0]),  # scales are folded into B
+        lora=baked.factors,
+        lora_alpha=lora_recipe.alpha,
         steer=steer_vectors,
         steer_module_scale=coefficient,
         strength={"default": 1.0, "min": -2.0 if steers else 0.0, "max": 2.0},

@@ -27,7 +27,7 @@ from lifecard.forge.examples import (
     cross_entropy,
     document_examples,
 )
-from lifecard.forge.lora import Factors, LoraRecipe, TrainResult, train_lora
+from lifecard.forge.lora import LoraRecipe, TrainResult, train_lora
 from lifecard.forge.progress import Checkpoints, ForgeError, Progress, digest
 from lifecard.model.llama import Transformer
 from lifecard.model.tokenizer import Tokenizer
@@ -132,7 +132,6 @@ def tune(
     *,
     held_out_fraction: float = 0.1,
     anchor: float = 1.0,
-    frozen: Sequence[tuple[Factors, float]] = (),
     progress: Progress | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
@@ -144,7 +143,6 @@ def tune(
         "method": "tune",
         "recipe": recipe.record(),
         "data": data_sha,
-        "frozen": len(frozen),
         "anchor": anchor,
     }
     ce = cross_entropy(model, examples)
@@ -153,7 +151,6 @@ def tune(
         anchored(ce, model, tokenizer, anchor) if anchor else ce,
         len(examples),
         recipe,
-        frozen=frozen,
         held_out=held_out,
         held_out_loss=ce,
         progress=progress,

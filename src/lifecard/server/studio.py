@@ -235,10 +235,10 @@ def profile_from_persona(persona: dict[str, Any]) -> dict[str, Any]:
 
 
 def expected_stages(profile: Profile) -> int:
-    """The forge's progress stages for this profile: steer (contrast), bake (teacher answers,
-    training), tune (training) when there is data for it, then the eval's."""
-    has_data = bool(profile.knowledge or profile.examples or profile.documents)
-    return int(bool(profile.like)) + 2 + int(has_data) + EVAL_STAGES
+    """The forge's progress stages for this profile: steer (contrast) when it has a tone to steer
+    toward, the teacher's answers, the LoRA's training (bake, with the tune's examples mixed in),
+    then the eval's."""
+    return int(bool(profile.like)) + 2 + EVAL_STAGES
 
 
 def register(app: FastAPI, server: Server, forge: ForgeFn | None = None) -> Studio:
