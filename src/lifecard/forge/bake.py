@@ -179,10 +179,6 @@ def bake(
         "max_tokens": max_tokens,
         "top_k": TOP_K,
         "held_out": len(held_out_split(total, held_out_fraction, recipe.seed)),
-        "steps_taken": result.steps,
-        "resumed_from": result.resumed_from,
-        "best_step": result.best_step,
-        "final_loss": result.train_loss[-1] if result.train_loss else None,
-        "held_out_loss": result.held_out_loss,
+        **result.record(),
     }
     return result, record

@@ -60,6 +60,16 @@ class TrainResult:
     held_out_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
     resumed_from: int = 0
 
+    def record(self) -> dict[str, Any]:
+        """What a card's `forge` record keeps of the run."""
+        return {
+            "steps_taken": self.steps,
+            "resumed_from": self.resumed_from,
+            "best_step": self.best_step,
+            "final_loss": self.train_loss[-1] if self.train_loss else None,
+            "held_out_loss": self.held_out_loss,
+        }
+
 
 class TrainPlugs:
     """Plugs for training: per projection, s·(x Aᵀ) Bᵀ of the factors being trained."""

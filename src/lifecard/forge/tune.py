@@ -165,10 +165,6 @@ def tune(
         "examples": len(examples),
         "anchor": anchor,
         "held_out": len(held_out),
-        "steps_taken": result.steps,
-        "resumed_from": result.resumed_from,
-        "best_step": result.best_step,
-        "final_loss": result.train_loss[-1] if result.train_loss else None,
-        "held_out_loss": result.held_out_loss,
+        **result.record(),
     }
     return result, record

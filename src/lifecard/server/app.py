@@ -685,14 +685,7 @@ def _card_routes(app: FastAPI, server: Server) -> None:
         validated in full before it is stored; the same id by the same owner replaces the card."""
         caller = caller_of(request)
         blob, filename = await _upload(request)
-        try:
-            entry, is_new, warnings = await asyncio.to_thread(
-                server.store.put, blob, caller.owner, public=public, filename=filename
-            )
-        except CardError as e:
-            raise ApiError(400, str(e), param="file", code="invalid_card") from e
-        except StoreConflict as e:
-            raise ApiError(409, str(e), param="id", code="card_exists") from e
+        entry, is_new, warnings = await store_upload(server, blob, caller.owner, public, filename)
         return JSONResponse(summary(entry, warnings).model_dump(), 201 if is_new else 200)
 
     @app.get("/v1/cards/{card_id}", response_model=s.CardSummary)
@@ -725,6 +718,19 @@ def _card_routes(app: FastAPI, server: Server) -> None:
         own(card_id, caller_of(request))
         await asyncio.to_thread(server.store.delete, card_id)
         return {"id": card_id, "object": "card", "deleted": True}
+
+
+async def store_upload(
+    server: Server, blob: bytes, owner: str, public: bool | None, filename: str
+) -> tuple[Entry, bool, list[str]]:
+    """Validate and store an uploaded `.card` (off the event loop): (entry, is it new, warnings);
+    a bad card is a 400, an id held by another owner a 409."""
+    try:
+        return await asyncio.to_thread(server.store.put, blob, owner, public=public, filename=filename)
+    except CardError as e:
+        raise ApiError(400, str(e), param="file", code="invalid_card") from e
+    except StoreConflict as e:
+        raise ApiError(409, str(e), param="id", code="card_exists") from e
 
 
 async def _upload(request: Request) -> tuple[bytes, str]:

@@ -42,10 +42,10 @@ from lifecard.engine.generate import Engine
 from lifecard.forge.profile import Profile
 from lifecard.forge.progress import ForgeError, Progress
 from lifecard.model.sockets import SocketBank
-from lifecard.server.app import ApiError, Server, _upload, caller_of, not_found
+from lifecard.server.app import ApiError, Server, _upload, caller_of, not_found, store_upload
 from lifecard.server.auth import Caller
 from lifecard.server.jobs import Job, Jobs, JobsFull
-from lifecard.server.store import Entry, StoreConflict
+from lifecard.server.store import Entry
 
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
@@ -342,14 +342,7 @@ def _card_routes(app: FastAPI, studio: Studio) -> None:
         caller = caller_of(request)
         blob, filename = await _upload(request)
         if is_life_card(blob):
-            try:
-                entry, is_new, warnings = await asyncio.to_thread(
-                    server.store.put, blob, caller.owner, public=public, filename=filename
-                )
-            except CardError as e:
-                raise ApiError(400, str(e), param="file", code="invalid_card") from e
-            except StoreConflict as e:
-                raise ApiError(409, str(e), param="id", code="card_exists") from e
+            entry, is_new, warnings = await store_upload(server, blob, caller.owner, public, filename)
             body = {"object": "card", "card": entry.summary() | {"warnings": warnings}}
             return JSONResponse(body, 201 if is_new else 200)
 
