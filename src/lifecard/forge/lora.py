@@ -39,6 +39,7 @@ class LoraRecipe:
     steps: int = 60  # the most optimiser steps; early stopping may end sooner
     lr: float = 2e-3
     batch_size: int = 8
+    micro_batch: int = 6  # examples per forward/backward; gradients accumulate over a batch
     eval_every: int = 10
     patience: int = 3  # evaluations without a better held-out loss before stopping
     seed: int = 0
@@ -185,12 +186,18 @@ def train_lora(
             if len(order) < recipe.batch_size:  # a new epoch: reshuffle, seeded
                 order += [train_ids[i] for i in torch.randperm(len(train_ids), generator=gen).tolist()]
             batch, order = order[: recipe.batch_size], order[recipe.batch_size :]
-            loss = loss_fn(TrainPlugs(model.cfg, factors, recipe.scale), batch)
             opt.zero_grad()
-            loss.backward()
+            loss = 0.0
+            for i in range(0, len(batch), recipe.micro_batch):  # bounds the activations kept for backward
+                part = batch[i : i + recipe.micro_batch]
+                weighted = loss_fn(TrainPlugs(model.cfg, factors, recipe.scale), part) * (
+                    len(part) / len(batch)
+                )
+                weighted.backward()
+                loss += weighted.item()
             opt.step()
             result.steps += 1
-            result.train_loss.append(round(loss.item(), 5))
+            result.train_loss.append(round(loss, 5))
             figures: dict[str, Any] = {"loss": result.train_loss[-1]}
             if result.steps % recipe.eval_every == 0 or result.steps == recipe.steps:
                 held = evaluate()

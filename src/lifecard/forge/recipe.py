@@ -38,7 +38,7 @@ class Budget:
 BUDGETS = {
     "tiny": Budget(4, 8, LoraRecipe(rank=2, steps=2, batch_size=4), SteerRecipe(prompts=4)),
     "quick": Budget(24, 32, LoraRecipe(steps=30), SteerRecipe(prompts=16)),
-    "standard": Budget(48, 48, LoraRecipe(steps=80, batch_size=12), SteerRecipe()),
+    "standard": Budget(40, 48, LoraRecipe(steps=100, batch_size=12, lr=3e-3), SteerRecipe()),
 }
 
 
