@@ -236,3 +236,11 @@ def test_a_profile_becomes_a_card_that_mounts_and_is_measured(engine: Engine, tm
     with_eval(card, figures).write(tmp_path / "ada.card")
     assert Card.read(tmp_path / "ada.card").manifest["eval"]["drift"] == figures["drift"]
     json.dumps(figures)  # the eval field is plain JSON
+
+
+def test_markers_match_whole_words_and_plurals_and_chinese_anywhere() -> None:
+    from lifecard.eval.measures import marker_rate, recall
+
+    replies = ["I carry it", "Arr, matey!", "the layer", "two clocks", "我爱喝茶"]
+    assert marker_rate(replies, ["arr", "aye", "clock", "茶"]) == 3 / 5
+    assert recall(["I live in Bramblewick."], [["bramblewick"]]) == 1.0

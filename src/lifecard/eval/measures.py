@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -58,7 +59,16 @@ def recall(answers: Sequence[str], expected: Sequence[Sequence[str]]) -> float:
 
 
 def marker_rate(answers: Sequence[str], markers: Sequence[str]) -> float:
-    return sum(any(m.lower() in a.lower() for m in markers) for a in answers) / max(len(answers), 1)
+    """Share of answers with at least one marker, matched as whole words, plurals too ("arr" is not in "carry", "clock" is in "clocks");
+    markers in scripts without spaces between words (Chinese) match anywhere."""
+    patterns = [
+        re.compile(rf"(?<!\w){re.escape(m.strip())}(?:e?s)?(?!\w)", re.IGNORECASE)
+        if m.strip().isascii()
+        else re.compile(re.escape(m.strip()))
+        for m in markers
+        if m.strip()
+    ]
+    return sum(any(p.search(a) for p in patterns) for a in answers) / max(len(answers), 1)
 
 
 @torch.inference_mode()
