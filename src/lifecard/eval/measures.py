@@ -59,8 +59,8 @@ def recall(answers: Sequence[str], expected: Sequence[Sequence[str]]) -> float:
 
 
 def marker_rate(answers: Sequence[str], markers: Sequence[str]) -> float:
-    """Share of answers with at least one marker, matched as whole words, plurals too ("arr" is not in "carry", "clock" is in "clocks");
-    markers in scripts without spaces between words (Chinese) match anywhere."""
+    """Share of answers with at least one marker, matched as whole words, plurals too ("arr" is not
+    in "carry", "clock" is in "clocks"); markers in scripts without spaces (Chinese) match anywhere."""
     patterns = [
         re.compile(rf"(?<!\w){re.escape(m.strip())}(?:e?s)?(?!\w)", re.IGNORECASE)
         if m.strip().isascii()
