@@ -18,7 +18,6 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from lifecard.cards.card import Card
 from lifecard.engine.generate import Engine, Request
@@ -72,17 +71,6 @@ def marker_rate(answers: Sequence[str], markers: Sequence[str]) -> float:
 
 
 @torch.inference_mode()
-def _logp(engine: Engine, rows: Sequence[list[int]], slot: int) -> Tensor:
-    """Log-probabilities [n, t, vocab] of right-padded rows on one slot."""
-    width = max(map(len, rows))
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-    positions = torch.arange(width).expand(len(rows), width)
-    return engine.model(ids, positions, plugs=engine.bank.plugs([slot] * len(rows))).log_softmax(-1)
-
-
-@torch.inference_mode()
 def teacher_kl(
     engine: Engine,
     system: str,
@@ -122,12 +110,12 @@ def teacher_kl(
 
 @torch.inference_mode()
 def perplexity(engine: Engine, rows: Sequence[list[int]], slot: int, batch: int = 8) -> float:
+    """Perplexity of every token after each row's first, on one slot."""
     nll, count = 0.0, 0
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
-        logp = _logp(engine, chunk, slot)
-        for j, r in enumerate(chunk):
-            target = torch.tensor(r[1:])
-            nll -= float(logp[j, : len(r) - 1].gather(-1, target[:, None]).sum())
+        plugs = engine.bank.plugs([slot] * len(chunk))
+        for r, logp in zip(chunk, answer_logp(engine.model, [(r, 1) for r in chunk], plugs), strict=True):
+            nll -= float(logp.gather(-1, torch.tensor(r[1:])[:, None]).sum())
             count += len(r) - 1
     return math.exp(nll / max(count, 1))

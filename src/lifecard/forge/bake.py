@@ -157,6 +157,7 @@ def bake(
         checkpoints.save("teacher", {"trajectories": [t.__dict__ for t in trajs]})
     name = "bake+tune" if examples else "bake"
     total = len(trajs) + len(examples)
+    held_out = held_out_split(total, held_out_fraction, recipe.seed)
     data_sha = digest({"system": system, "prompts": chosen, "examples": [e.ids for e in examples]})
     key = {"recipe": recipe.record(), "data": data_sha, "max_tokens": max_tokens}
     result = train_lora(
@@ -164,7 +165,7 @@ def bake(
         joint(distillation(engine.model, trajs), cross_entropy(engine.model, examples), len(trajs)),
         total,
         recipe,
-        held_out=held_out_split(total, held_out_fraction, recipe.seed),
+        held_out=held_out,
         progress=progress,
         checkpoints=Checkpoints(checkpoint_dir, key),
         name=name,
@@ -178,7 +179,7 @@ def bake(
         "examples": len(examples),
         "max_tokens": max_tokens,
         "top_k": TOP_K,
-        "held_out": len(held_out_split(total, held_out_fraction, recipe.seed)),
+        "held_out": len(held_out),
         **result.record(),
     }
     return result, record

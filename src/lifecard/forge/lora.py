@@ -134,7 +134,8 @@ def train_lora(
     factors = init_factors(model.cfg, recipe, gen)
     params = [t.requires_grad_() for pair in factors.values() for t in pair]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.0)
-    train_ids = [i for i in range(num_examples) if i not in set(held_out)]
+    kept_out = set(held_out)
+    train_ids = [i for i in range(num_examples) if i not in kept_out]
     if not train_ids:
         raise ValueError("no training examples left after the held-out split")
 
