@@ -40,7 +40,7 @@ export function spec(fig: Figure): { data: unknown; layout: unknown } {
     width: 720,
     height: 420,
     margin: { l: 60, r: 20, t: 50, b: 50 },
-    font: { family: "Noto Sans CJK SC, Noto Sans, DejaVu Sans, sans-serif", size: 13 },
+    font: { family: "Noto Sans SC, WenQuanYi Micro Hei, PingFang SC, Microsoft YaHei, DejaVu Sans, sans-serif", size: 13 },
     template: { layout: { paper_bgcolor: "white", plot_bgcolor: "#f7f7f7" } },
     ...(fig.layout ?? {}),
   };
