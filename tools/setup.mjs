@@ -27,6 +27,8 @@ function step(name, fn) {
   console.log(`${what} (${s} s)`);
   done.push(`${name}: ${what}`);
 }
+// pip on these machines warns about every missing local index: keep its own progress, drop that noise
+const pipQuiet = (argv) => ["bash", ["-o", "pipefail", "-c", `"$@" 2>&1 | grep --line-buffered -v "^WARNING: Location"`, "pip", ...argv]];
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: opts.quiet ? "pipe" : ["ignore", "inherit", "inherit"], encoding: "utf8", ...opts });
   if (r.status !== 0) {
@@ -64,7 +66,7 @@ function buildAddon() {
   let wheel = fs.readdirSync(wheels).find((f) => f.startsWith("tensorflow_cpu-2.12.0") && f.endsWith(".whl"));
   if (!wheel) {
     console.log(`\n  downloading the ${TF_WHEEL} wheel (~232 MB) for libtensorflow`);
-    run("python3", ["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "-d", wheels, TF_WHEEL]);
+    run(...pipQuiet(["python3", "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "-d", wheels, TF_WHEEL]));
     wheel = fs.readdirSync(wheels).find((f) => f.startsWith("tensorflow_cpu-2.12.0") && f.endsWith(".whl"));
   }
   const deps = path.join(tfjsNode, "deps");
@@ -111,7 +113,7 @@ step("Python venv (.venv: JupyterLab, nbclient, plotly)", () => {
   if (stamped("venv", want) && fs.existsSync(py)) return "already installed";
   if (!fs.existsSync(py)) run("python3", ["-m", "venv", venv]);
   console.log("\n  pip install -r tools/requirements.txt");
-  run(py, ["-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "on", "-q", "-r", req]);
+  run(...pipQuiet([py, "-m", "pip", "install", "--disable-pip-version-check", "-r", req]));
   setStamp("venv", want);
   return "installed";
 });
