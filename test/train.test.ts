@@ -181,7 +181,7 @@ describe("train", () => {
 
   it("trains only the `trainable` names; the others keep their bits", () => {
     const params = bigram(2);
-    tf.tidy(() => params.b.assign(tf.randomNormal([V], 0, 1, "float32", 9)));
+    tf.tidy(() => (params.b as tf.Variable).assign(tf.randomNormal([V], 0, 1, "float32", 9)));
     const before = { w: bits(params.w), b: bits(params.b) };
     train(params, bigramLoss, { train: batches(cycle, 4, 8, new Rng(3)) },
       { steps: 5, lr: 0.1, batchSize: 4, seqLen: 8, trainable: ["b"], log: () => {} });
