@@ -33,20 +33,20 @@ function socketShape(config: DecoderConfig, target: string): [number, number] {
   if (target === "attn.proj") return [d, d];
   if (target === "mlp.fc") return [d, config.dFF];
   if (target === "mlp.proj") return [config.dFF, d];
-  throw new Error(`LoRA target must be one of ${LORA_TARGETS.join(", ")} (optionally prefixed "h{layer}."), got "${target}".`);
+  throw new Error(`LoRA target must be one of ${LORA_TARGETS.join(", ")} (optionally prefixed "h{layer}."), got "${target}"`);
 }
 
 // sockets(config, ["attn.qkv"]) -> every layer's "h{l}.attn.qkv" with its [in, out]
 // "attn.qkv" means that projection in every layer; "h1.attn.qkv" means layer 1 only.
 export function loraSockets(config: DecoderConfig, targets: string[]): LoraSocket[] {
   if (!Array.isArray(targets) || targets.length === 0)
-    throw new Error(`targets must be a non-empty list such as ["attn.qkv", "attn.proj"], got ${JSON.stringify(targets)}.`);
+    throw new Error(`targets must be a non-empty list such as ["attn.qkv", "attn.proj"], got ${JSON.stringify(targets)}`);
   const names = new Set<string>();
   for (const t of targets) {
     const m = /^h(\d+)\.(.+)$/.exec(t);
     if (m) {
       const l = Number(m[1]);
-      if (l >= config.nLayers) throw new Error(`LoRA target "${t}" names layer ${l}, but the model has layers 0..${config.nLayers - 1}.`);
+      if (l >= config.nLayers) throw new Error(`LoRA target "${t}" names layer ${l}, but the model has layers 0..${config.nLayers - 1}`);
       socketShape(config, m[2]);
       names.add(t);
     } else {
@@ -75,8 +75,8 @@ export interface LoraOptions {
 }
 
 function checkRankAlpha(rank: number, alpha: number): void {
-  if (!Number.isInteger(rank) || rank < 1) throw new Error(`rank must be a positive integer, got ${rank}.`);
-  if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new Error(`alpha must be a finite number, got ${alpha}.`);
+  if (!Number.isInteger(rank) || rank < 1) throw new Error(`rank must be a positive integer, got ${rank}`);
+  if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new Error(`alpha must be a finite number, got ${alpha}`);
 }
 
 // A ~ N(0, 1/in) [in,r], B = 0 [r,out] for every targeted socket: ΔW = A·B = 0 at the start
@@ -125,14 +125,14 @@ function loraPairs(lora: Params, rank: number): string[] {
     if (!m) continue;
     const A = lora[key];
     const B = lora[`${m[1]}.lora.B`];
-    if (!B) throw new Error(`LoRA tensor "${key}" has no partner "${m[1]}.lora.B".`);
+    if (!B) throw new Error(`LoRA tensor "${key}" has no partner "${m[1]}.lora.B"`);
     if (A.rank !== 2 || B.rank !== 2 || A.shape[1] !== rank || B.shape[0] !== rank)
-      throw new Error(`LoRA pair "${m[1]}" must be A [in, ${rank}] and B [${rank}, out] for rank ${rank}, got A [${A.shape}] and B [${B.shape}].`);
+      throw new Error(`LoRA pair "${m[1]}" must be A [in, ${rank}] and B [${rank}, out] for rank ${rank}, got A [${A.shape}] and B [${B.shape}]`);
     names.push(m[1]);
   }
   for (const key of Object.keys(lora)) {
     const m = /^(.*)\.lora\.B$/.exec(key);
-    if (m && !lora[`${m[1]}.lora.A`]) throw new Error(`LoRA tensor "${key}" has no partner "${m[1]}.lora.A".`);
+    if (m && !lora[`${m[1]}.lora.A`]) throw new Error(`LoRA tensor "${key}" has no partner "${m[1]}.lora.A"`);
   }
   return names;
 }
@@ -143,7 +143,7 @@ export function loraAdapter(lora: Params, options: LoraScale): Adapter {
   const { alpha, rank } = options;
   checkRankAlpha(rank, alpha);
   const strength = options.strength ?? 1;
-  if (!Number.isFinite(strength)) throw new Error(`strength must be a finite number, got ${strength}.`);
+  if (!Number.isFinite(strength)) throw new Error(`strength must be a finite number, got ${strength}`);
   const sockets = new Set(loraPairs(lora, rank));
   const scale = (strength * alpha) / rank;
   return {
@@ -155,7 +155,7 @@ export function loraAdapter(lora: Params, options: LoraScale): Adapter {
         const B = lora[`${name}.lora.B`];
         const inDim = A.shape[0];
         if (x.shape[x.rank - 1] !== inDim)
-          throw new Error(`x at socket "${name}" must end in ${inDim} features to match its LoRA A [${A.shape}], got shape [${x.shape}].`);
+          throw new Error(`x at socket "${name}" must end in ${inDim} features to match its LoRA A [${A.shape}], got shape [${x.shape}]`);
         const x2 = x.reshape([-1, inDim]);
         // Scale the thin [N, r] product, not the [N, out] one: fewer multiplications, same result.
         const delta = tf.matMul(tf.mul(tf.matMul(x2, A), scale), B);
@@ -176,11 +176,11 @@ export function mergeLora(base: Params, lora: Params, options: LoraScale): Param
   const merged: Params = {};
   for (const name of sockets) {
     const W = base[`${name}.w`];
-    if (!W) throw new Error(`base has no weight "${name}.w" for the LoRA socket "${name}".`);
+    if (!W) throw new Error(`base has no weight "${name}.w" for the LoRA socket "${name}"`);
     const A = lora[`${name}.lora.A`];
     const B = lora[`${name}.lora.B`];
     if (W.shape[0] !== A.shape[0] || W.shape[1] !== B.shape[1])
-      throw new Error(`LoRA "${name}" makes a [${A.shape[0]}, ${B.shape[1]}] update, but base "${name}.w" is [${W.shape}].`);
+      throw new Error(`LoRA "${name}" makes a [${A.shape[0]}, ${B.shape[1]}] update, but base "${name}.w" is [${W.shape}]`);
   }
   for (const key of Object.keys(base)) {
     const name = key.endsWith(".w") ? key.slice(0, -2) : null;
