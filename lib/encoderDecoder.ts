@@ -62,7 +62,7 @@ function checkConfig(config: EncoderDecoderConfig): void {
     `config.positional must be "learned" or "sinusoidal", got ${JSON.stringify(config.positional)}`);
 }
 
-function checkIds(name: string, ids: tf.Tensor, maxLen: number): void {
+function checkIds(name: string, ids: tf.Tensor2D, maxLen: number): void {
   need(ids.rank === 2 && ids.dtype === "int32",
     `${name} must be an int32 [batch, seq] tensor, got ${ids.dtype} shape [${ids.shape.join(",")}]`);
   need(ids.shape[1] >= 1 && ids.shape[1] <= maxLen,
@@ -222,16 +222,20 @@ export function greedyTranslate(params: Params, config: EncoderDecoderConfig, sr
   let cache = emptySeq2SeqCache(config, B);
   for (let step = 0; step < maxLen && !done.every(Boolean); step++) {
     const prev = cache;
-    const r = tf.tidy(() => {
+    let ids!: tf.Tensor;
+    tf.tidy(() => {
       const f = encoderDecoderForward(params, config, srcIds, tf.tensor2d(next, [B, 1], "int32"),
         { cache: prev, srcLengths: options.srcLengths });
-      return { ids: f.logits.reshape([B, config.vocabSize]).argMax(-1), cache: f.cache! };
+      ids = tf.keep(f.logits.reshape([B, config.vocabSize]).argMax(-1));
+      cache = f.cache!;
+      // the new cache outlives this step's tidy
+      for (const t of [...cache.self.k, ...cache.self.v, ...cache.cross.flatMap((c) => [c.k, c.v])]) tf.keep(t);
+      if (cache.memoryMask) tf.keep(cache.memoryMask);
     });
-    next = Array.from(r.ids.dataSync());
-    r.ids.dispose();
+    next = Array.from(ids.dataSync());
+    ids.dispose();
     // free the previous step's self-attention cache (the cross keys are shared across steps)
     for (const t of [...prev.self.k, ...prev.self.v]) t.dispose();
-    cache = r.cache;
     next.forEach((id, b) => {
       if (done[b]) return;
       if (id === eos) done[b] = true;
