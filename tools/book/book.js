@@ -1,0 +1,48 @@
+// The book's own page script (no dependencies): draws each plot with the local plotly once it is near
+// the screen (the SVG stays as the fallback until then, and for readers without JavaScript), sizes
+// sandboxed HTML outputs, and opens the folded solutions when a link points into them.
+(function () {
+  "use strict";
+  function draw(fig) {
+    if (fig.dataset.state || !window.Plotly) return;
+    fig.dataset.state = "drawing";
+    var spec = JSON.parse(fig.querySelector("script.plot-spec").textContent);
+    var layout = Object.assign({}, spec.layout || {});
+    var width = fig.clientWidth || layout.width || 720;
+    var ratio = (layout.height || 420) / (layout.width || 720);
+    delete layout.width;
+    layout.autosize = true;
+    layout.height = Math.max(260, Math.min(layout.height || 420, Math.round(width * Math.max(ratio, 0.62))));
+    if (width < 500) layout.margin = Object.assign({}, layout.margin, { l: 45, r: 10 });
+    var div = document.createElement("div");
+    div.className = "plot-live";
+    fig.appendChild(div);
+    window.Plotly.newPlot(div, spec.data, layout, { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["sendDataToCloud"] })
+      .then(function () { fig.classList.add("drawn"); fig.dataset.state = "drawn"; })
+      .catch(function (e) { fig.dataset.state = "failed"; div.remove(); console.warn("plot " + fig.dataset.figure + ": " + e); });
+  }
+  var figs = Array.prototype.slice.call(document.querySelectorAll("figure.plot"));
+  if (figs.length && window.Plotly) {
+    if ("IntersectionObserver" in window) {
+      var io = new IntersectionObserver(function (entries) {
+        entries.forEach(function (e) { if (e.isIntersecting) { io.unobserve(e.target); draw(e.target); } });
+      }, { rootMargin: "600px 0px" });
+      figs.forEach(function (f) { io.observe(f); });
+    } else figs.forEach(draw);
+  }
+  window.bookDrawAllPlots = function () { figs.forEach(draw); };
+
+  Array.prototype.forEach.call(document.querySelectorAll("iframe.out.html"), function (f) {
+    function fit() { try { f.style.height = (f.contentDocument.documentElement.scrollHeight + 4) + "px"; } catch (e) {} }
+    f.addEventListener("load", fit);
+    fit();
+  });
+
+  function openTarget() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var el = id && document.getElementById(id);
+    for (var p = el; p; p = p.parentElement) if (p.tagName === "DETAILS") p.open = true;
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
+})();
