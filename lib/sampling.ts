@@ -16,6 +16,7 @@
 // TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor) and its
 // beam search scorer; each function says where the two differ.
 import { tf, Rng, SEED } from "./tf";
+import { Adapter, DecoderConfig, KVCache, Params, decoderForward, emptyCache } from "./decoder";
 
 /** Next-token scores, one row per sequence: [batch, vocab]. */
 export type Logits = tf.Tensor2D | number[][];
@@ -374,4 +375,232 @@ export function repetitionRate(tokens: number[] | number[][], n: number): number
     return g.length === 0 ? 0 : 1 - new Set(g).size / g.length;
   });
   return rates.reduce((a, b) => a + b, 0) / rates.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generating text with the decoder
+
+/** A decoder as lib/decoder.ts builds it: its parameters and its config. */
+export interface LanguageModel { params: Params; config: DecoderConfig }
+
+export interface GenerateOptions extends Omit<SampleOptions, "rng"> {
+  maxNewTokens: number;
+  /** θ of repetitionPenalty over every token of the sequence so far, prompt included (as HF). */
+  repetitionPenalty?: number;
+  /** Reuse the keys and values of past positions (default true); false recomputes the whole prefix each step. */
+  useCache?: boolean;
+  /** Plugged into every forward pass (LoRA, steering: lib/lora.ts). */
+  adapter?: Adapter;
+}
+
+function checkPrompt(prompt: number[] | number[][], V: number): number[][] {
+  const batch = Array.isArray(prompt) && prompt.length > 0 && Array.isArray(prompt[0]);
+  const rows = batch ? (prompt as number[][]) : [prompt as number[]];
+  need(Array.isArray(prompt) && rows.every((r) => Array.isArray(r) && r.length >= 1),
+    `prompt must be token ids (number[]) or a batch of them (number[][]), each at least one token, got ${describe(prompt)}`);
+  const T = rows[0].length;
+  rows.forEach((r, b) => {
+    need(r.length === T, `prompt rows must all have the same length ${T} (no padding here), row ${b} has ${r.length}`);
+    r.forEach((id) => need(Number.isInteger(id) && id >= 0 && id < V, `prompt must hold token ids in [0, ${V}), got ${id} in row ${b}`));
+  });
+  return rows.map((r) => r.slice());
+}
+
+// One forward pass -> the logits of the last position [B,V] as plain rows, and the new cache.
+function lastLogits(model: LanguageModel, ids: number[][], cache: KVCache | undefined, adapter: Adapter | undefined):
+  { rows: number[][]; cache?: KVCache } {
+  const { params, config } = model;
+  // tf.tidy frees every intermediate tensor and keeps only the ones returned: the last logits and the cache.
+  const out = tf.tidy(() => {
+    const x = tf.tensor2d(ids, [ids.length, ids[0].length], "int32");
+    const res = decoderForward(params, config, x, { cache, adapter });
+    const T = ids[0].length;
+    const last = res.logits.slice([0, T - 1, 0], [ids.length, 1, config.vocabSize]).reshape([ids.length, config.vocabSize]);
+    return { last, k: res.cache ? res.cache.k : [], v: res.cache ? res.cache.v : [] };
+  });
+  const rows = (out.last as tf.Tensor2D).arraySync();
+  out.last.dispose();
+  const next = cache ? { k: out.k as tf.Tensor4D[], v: out.v as tf.Tensor4D[], length: cache.length + ids[0].length } : undefined;
+  return { rows, cache: next };
+}
+
+function disposeOld(old: KVCache | undefined, keep: KVCache | undefined): void {
+  if (!old) return;
+  const kept = new Set(keep ? [...keep.k, ...keep.v] : []);
+  for (const t of [...old.k, ...old.v]) if (!kept.has(t)) t.dispose();
+}
+
+// w_{t+1} ~ P'(· | w_≤t) repeated maxNewTokens times; with the KV cache only the new token is run each step
+// prompt [T] or [B,T] token ids (equal lengths) -> [T + maxNewTokens] or [B, T + maxNewTokens] (prompt included, as HF)
+//
+// The model only ever sees the last contextLength tokens: a longer prompt is cropped from the left,
+// and once prompt + generated tokens pass contextLength, every step recomputes the last
+// contextLength tokens without the cache (learned positions are baked into the cached keys, so the
+// window cannot slide), which makes those steps cost what they cost with useCache false.
+// With the cache and without it the tokens are the same (the cache is only a saving).
+export function generate(model: LanguageModel, prompt: number[] | number[][], options: GenerateOptions): number[] | number[][] {
+  const { config } = model;
+  need(model !== null && typeof model === "object" && model.params !== undefined && config !== undefined,
+    `model must be { params, config } from lib/decoder.ts, got ${describe(model)}`);
+  const { maxNewTokens, useCache = true, adapter } = options;
+  need(Number.isInteger(maxNewTokens) && maxNewTokens >= 0, `maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`);
+  checkSampleOptions(options);
+  if (options.repetitionPenalty !== undefined) checkPenalty(options.repetitionPenalty);
+  const seqs = checkPrompt(prompt, config.vocabSize);
+  const B = seqs.length;
+  const C = config.contextLength;
+  const rng = new Rng(options.seed ?? SEED);
+  let cache: KVCache | undefined;
+  try {
+    for (let step = 0; step < maxNewTokens; step++) {
+      const len = seqs[0].length;
+      let rows: number[][];
+      if (!useCache || len > C) {
+        disposeOld(cache, undefined);
+        cache = undefined;
+        rows = lastLogits(model, seqs.map((s) => s.slice(-C)), undefined, adapter).rows;
+      } else {
+        // first step: run the whole prompt into an empty cache; later: only the newest token
+        const fresh = cache === undefined;
+        const start = fresh ? emptyCache(config, B) : cache!;
+        const ids = fresh ? seqs : seqs.map((s) => [s[len - 1]]);
+        const out = lastLogits(model, ids, start, adapter);
+        disposeOld(start, out.cache);
+        cache = out.cache;
+        rows = out.rows;
+      }
+      if (options.repetitionPenalty !== undefined && options.repetitionPenalty !== 1) {
+        const theta = options.repetitionPenalty;
+        rows = rows.map((row, b) => penaltyRow(row, seqs[b], theta, Math.fround));
+      }
+      const next = pickRows(rows, true, options, rng);
+      next.forEach((w, b) => seqs[b].push(w));
+    }
+  } finally {
+    disposeOld(cache, undefined);
+  }
+  const batch = Array.isArray(prompt[0]);
+  return batch ? seqs : seqs[0];
+}
+
+/** What beamSearch needs from a model: log-probabilities of the next token for each sequence. */
+export type StepLogProbs = (sequences: number[][]) => Logits;
+
+// log P(w | sequence) = log_softmax(decoder logits at the last position), on the last contextLength tokens
+// model -> a StepLogProbs for beamSearch: sequences [n][t] (equal lengths) -> [n, V] (a plain array)
+export function decoderLogProbs(model: LanguageModel, adapter?: Adapter): StepLogProbs {
+  return (sequences) => {
+    const C = model.config.contextLength;
+    const rows = lastLogits(model, sequences.map((s) => s.slice(-C)), undefined, adapter).rows;
+    return rows.map((row) => {
+      // float64 log-softmax of the float32 logits: x − max − log Σ exp(x − max)
+      let m = -Infinity;
+      for (const x of row) if (x > m) m = x;
+      let s = 0;
+      for (const x of row) s += Math.exp(x - m);
+      const lse = m + Math.log(s);
+      return row.map((x) => x - lse);
+    });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Beam search
+
+export interface BeamOptions {
+  numBeams: number;
+  maxNewTokens: number;
+  /** α in score = Σ log P / (generated length)^α; 0 ranks by total log-probability. Default 1 (HF's default). */
+  lengthPenalty?: number;
+  /** The end-of-sequence token: a beam that emits it is finished. */
+  eosId?: number;
+}
+
+export interface Hypothesis {
+  /** prompt + generated tokens (with eosId at the end when finished, as HF returns it) */
+  tokens: number[];
+  /** Σ log P of the generated tokens (eosId included) */
+  logProb: number;
+  /** logProb / (generated length)^lengthPenalty */
+  score: number;
+  finished: boolean;
+}
+
+function checkBeamOptions(o: BeamOptions): void {
+  need(Number.isInteger(o.numBeams) && o.numBeams >= 1, `numBeams must be an integer ≥ 1, got ${o.numBeams}`);
+  need(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1, `maxNewTokens must be an integer ≥ 1, got ${o.maxNewTokens}`);
+  if (o.lengthPenalty !== undefined) {
+    need(Number.isFinite(o.lengthPenalty), `lengthPenalty must be a finite number, got ${o.lengthPenalty}`);
+  }
+  if (o.eosId !== undefined) need(Number.isInteger(o.eosId) && o.eosId >= 0, `eosId must be a token id (an integer ≥ 0), got ${o.eosId}`);
+}
+
+// Keep the numBeams best finished hypotheses, best first (a later one must beat the worst strictly, as HF).
+function addHypothesis(list: Hypothesis[], h: Hypothesis, numBeams: number): void {
+  if (list.length >= numBeams && !(h.score > list[list.length - 1].score)) return;
+  let i = list.length;
+  while (i > 0 && list[i - 1].score < h.score) i--;
+  list.splice(i, 0, h);
+  if (list.length > numBeams) list.pop();
+}
+
+// y* = argmax over kept beams of Σ_t log P(y_t | y_<t) / |y|^α, keeping the numBeams best prefixes each step
+// stepLogProbs(sequences [n][t]) -> [n, V];  prompt [T] -> hypotheses, best first (at most numBeams)
+//
+// Each step, every running beam is extended by every token; the 2·numBeams best extensions (by
+// summed log-probability) are scanned in order: one ending in eosId becomes a finished hypothesis if
+// it ranks among the first numBeams, the others fill the numBeams running beams (as HF's scorer).
+// A hypothesis' length is the number of generated tokens, the eosId included; beams still running
+// after maxNewTokens are finished there. The search stops early only when no running beam can beat
+// the worst of numBeams finished ones any more (HF's early_stopping="never": the exact stop; HF's
+// default stops on a heuristic instead). Ties go to the lower beam, then the lower token id, so
+// numBeams = 1 is greedy decoding.
+export function beamSearch(stepLogProbs: StepLogProbs, prompt: number[], options: BeamOptions): Hypothesis[] {
+  checkBeamOptions(options);
+  need(typeof stepLogProbs === "function", `stepLogProbs must be a function (sequences) => log-probabilities [n, vocab], got ${describe(stepLogProbs)}`);
+  need(Array.isArray(prompt) && prompt.length >= 1 && prompt.every((t) => Number.isInteger(t) && t >= 0),
+    `prompt must be token ids (number[], at least one), got ${describe(prompt)}`);
+  const { numBeams, maxNewTokens, lengthPenalty = 1, eosId } = options;
+  const alpha = lengthPenalty;
+  let running: { tokens: number[]; logProb: number }[] = [{ tokens: prompt.slice(), logProb: 0 }];
+  const finished: Hypothesis[] = [];
+  let allNonPositive = true; // the early stop's bound assumes log-probabilities ≤ 0
+  for (let t = 1; t <= maxNewTokens && running.length > 0; t++) {
+    const given = stepLogProbs(running.map((b) => b.tokens.slice()));
+    const { rows } = readLogits(given, "stepLogProbs(sequences)");
+    if (given instanceof tf.Tensor) given.dispose();
+    need(rows.length === running.length, `stepLogProbs(sequences) must return one row per sequence (${running.length}), got ${rows.length}`);
+    const V = rows[0].length;
+    if (eosId !== undefined) need(eosId < V, `eosId must be a token id below the vocabulary ${V}, got ${eosId}`);
+    // candidates: each beam's 2·numBeams best tokens are enough to find the 2·numBeams best overall
+    const cands: { beam: number; token: number; logProb: number }[] = [];
+    rows.forEach((row, beam) => {
+      if (row.some((x) => x > 0)) allNonPositive = false;
+      const best = row.map((_, w) => w).sort((a, c) => descending(row[a], row[c]) || a - c).slice(0, 2 * numBeams);
+      for (const w of best) if (row[w] > -Infinity) cands.push({ beam, token: w, logProb: running[beam].logProb + row[w] });
+    });
+    cands.sort((a, c) => descending(a.logProb, c.logProb) || a.beam - c.beam || a.token - c.token);
+    const next: { tokens: number[]; logProb: number }[] = [];
+    for (let rank = 0; rank < Math.min(cands.length, 2 * numBeams); rank++) {
+      const c = cands[rank];
+      const tokens = [...running[c.beam].tokens, c.token];
+      if (c.token === eosId) {
+        if (rank < numBeams) addHypothesis(finished, { tokens, logProb: c.logProb, score: c.logProb / Math.pow(t, alpha), finished: true }, numBeams);
+      } else {
+        next.push({ tokens, logProb: c.logProb });
+        if (next.length === numBeams) break;
+      }
+    }
+    running = next;
+    if (t === maxNewTokens) {
+      for (const b of running) addHypothesis(finished, { ...b, score: b.logProb / Math.pow(t, alpha), finished: false }, numBeams);
+    } else if (allNonPositive && finished.length >= numBeams && running.length > 0) {
+      // Sums only fall from here; the best a running beam can still reach is its sum over the most
+      // favourable length: the longest (maxNewTokens) when α ≥ 0, the next one (t + 1) when α < 0.
+      const bestSum = running[0].logProb;
+      const bound = bestSum / Math.pow(alpha >= 0 ? maxNewTokens : t + 1, alpha);
+      if (finished[finished.length - 1].score >= bound) break;
+    }
+  }
+  return finished;
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { tf, Rng } from "../lib/tf";
 import {
-  applyTemperature, distinctN, filterMinP, filterTopK, filterTopP, greedy, repetitionPenalty,
-  repetitionRate, sample, softmax,
+  applyTemperature, beamSearch, decoderLogProbs, distinctN, filterMinP, filterTopK, filterTopP, generate, greedy,
+  LanguageModel, repetitionPenalty, repetitionRate, sample, softmax,
 } from "../lib/sampling";
+import { Adapter, DecoderConfig, Params, decoderForward, initDecoder } from "../lib/decoder";
 
 // The chapter's example: after 今天的天气 the model gives 很好 .4, 一般 .3, 糟糕 .2, 其他 .1.
 const WORDS = ["很好", "一般", "糟糕", "其他"];
@@ -300,5 +301,193 @@ describe("diversity measures", () => {
     expect(distinctN([[1, 2], [2, 1]], 3)).toBe(0); // no 3-grams
     expect(repetitionRate([7, 7, 7, 7, 7], 1)).toBeCloseTo(0.8, 15);
     expect(() => distinctN([1, 2], 0)).toThrow(/^n must be an integer ≥ 1 .*got 0$/);
+  });
+});
+
+// ---- generation with a small random decoder ----
+const CFG: DecoderConfig = { vocabSize: 13, contextLength: 10, dModel: 16, nLayers: 2, nHeads: 2, dFF: 32, positional: "learned" };
+
+// A random model with a peaked next-token distribution (the token table scaled up), so greedy has no near-ties.
+function makeModel(seed: number): LanguageModel {
+  const params: Params = { ...initDecoder(CFG, seed) };
+  params["wte"] = tf.mul(params["wte"], 40);
+  return { params, config: CFG };
+}
+function freeModel(m: LanguageModel): void {
+  Object.values(m.params).forEach((t) => t.dispose());
+}
+// The slow version of generate: the whole (cropped) prefix every step, then one pick per row.
+function slowLogits(m: LanguageModel, seqs: number[][], adapter?: Adapter): number[][] {
+  return tf.tidy(() => {
+    const win = seqs.map((s) => s.slice(-m.config.contextLength));
+    const { logits } = decoderForward(m.params, m.config, tf.tensor2d(win, [win.length, win[0].length], "int32"), { adapter });
+    const T = win[0].length;
+    return (logits.slice([0, T - 1, 0], [win.length, 1, m.config.vocabSize]).reshape([win.length, -1]) as tf.Tensor2D).arraySync();
+  });
+}
+
+describe("generate", () => {
+  const model = makeModel(21);
+
+  it("greedy decoding equals argmax of a full forward pass each step, with and without the KV cache", () => {
+    const prompt = [[1, 2, 3], [4, 4, 0]];
+    const seqs = prompt.map((r) => r.slice());
+    for (let i = 0; i < 6; i++) greedy(slowLogits(model, seqs)).forEach((w, b) => seqs[b].push(w));
+    expect(generate(model, prompt, { maxNewTokens: 6, temperature: 0 })).toEqual(seqs);
+    expect(generate(model, prompt, { maxNewTokens: 6, temperature: 0, useCache: false })).toEqual(seqs);
+    // a batch row gives what that prompt gives alone
+    expect(generate(model, prompt[1], { maxNewTokens: 6, temperature: 0 })).toEqual(seqs[1]);
+    expect(new Set(seqs.map((s) => s.slice(3).join())).size).toBe(2);
+  });
+
+  it("sampling equals the slow loop that draws from one seeded Rng; cache on/off agree; seeds reproduce", () => {
+    const prompt = [[5, 6], [7, 8], [9, 10]];
+    const o = { maxNewTokens: 7, temperature: 1.3, topK: 8, topP: 0.95, repetitionPenalty: 1.5, seed: 4 };
+    const rng = new Rng(4);
+    const seqs = prompt.map((r) => r.slice());
+    for (let i = 0; i < 7; i++) {
+      const x = repetitionPenalty(tf.tensor2d(slowLogits(model, seqs)), seqs, 1.5);
+      sample(x, { ...o, rng }).forEach((w, b) => seqs[b].push(w));
+      x.dispose();
+    }
+    const got = generate(model, prompt, o);
+    expect(got).toEqual(seqs);
+    expect(generate(model, prompt, { ...o, useCache: false })).toEqual(got);
+    expect(generate(model, prompt, o)).toEqual(got);
+    expect(generate(model, prompt, { ...o, seed: 5 })).not.toEqual(got);
+  });
+
+  it("crops a prompt longer than the context from the left and slides past the context", () => {
+    const C = CFG.contextLength;
+    const long = Array.from({ length: C + 4 }, (_, i) => (i * 5) % CFG.vocabSize);
+    const got = generate(model, long, { maxNewTokens: 5, temperature: 0 }) as number[];
+    expect(got.slice(0, long.length)).toEqual(long); // the prompt comes back whole
+    const fromWindow = generate(model, long.slice(-C), { maxNewTokens: 5, temperature: 0 }) as number[];
+    expect(got.slice(long.length)).toEqual(fromWindow.slice(C));
+    // crossing the context during generation: cache and no cache still agree with the slow loop
+    const short = long.slice(0, C - 2);
+    const seqs = [short.slice()];
+    for (let i = 0; i < 6; i++) seqs[0].push(greedy(slowLogits(model, seqs))[0]);
+    expect(generate(model, short, { maxNewTokens: 6, temperature: 0 })).toEqual(seqs[0]);
+    expect(generate(model, short, { maxNewTokens: 6, temperature: 0, useCache: false })).toEqual(seqs[0]);
+  });
+
+  it("passes the adapter to every forward pass; leaks no tensors", () => {
+    const shift = tf.tensor1d(Array.from({ length: CFG.dModel }, (_, i) => (i % 3) - 1));
+    const adapter: Adapter = { residual: (layer, h) => (layer === 1 ? tf.add(h, tf.mul(shift, 3)) : h) };
+    const prompt = [3, 1, 4];
+    const seqs = [prompt.slice()];
+    for (let i = 0; i < 5; i++) seqs[0].push(greedy(slowLogits(model, seqs, adapter))[0]);
+    const before = tf.memory().numTensors;
+    expect(generate(model, prompt, { maxNewTokens: 5, temperature: 0, adapter })).toEqual(seqs[0]);
+    expect(generate(model, prompt, { maxNewTokens: 5, temperature: 0 })).not.toEqual(seqs[0]);
+    generate(model, [prompt, prompt], { maxNewTokens: 12, topP: 0.9 });
+    expect(tf.memory().numTensors).toBe(before);
+    shift.dispose();
+  });
+
+  it("rejects bad prompts and options in one sentence", () => {
+    expect(() => generate(model, [[1, 2], [3]], { maxNewTokens: 2 })).toThrow(/^prompt rows must all have the same length 2 .*row 1 has 1$/);
+    expect(() => generate(model, [1, 99], { maxNewTokens: 2 })).toThrow(/prompt must hold token ids in \[0, 13\), got 99/);
+    expect(() => generate(model, [1], { maxNewTokens: -1 })).toThrow(/^maxNewTokens must be an integer ≥ 0, got -1$/);
+    expect(() => generate(model, [1], { maxNewTokens: 1, topK: 0 })).toThrow(/^k must be/);
+    expect(() => generate(model, [1], { maxNewTokens: 1, repetitionPenalty: -2 })).toThrow(/^penalty must be/);
+    expect(generate(model, [1, 2], { maxNewTokens: 0 })).toEqual([1, 2]);
+  });
+});
+
+describe("beam search", () => {
+  // tokens 0 = A, 1 = B, 2 = EOS; after any other prefix the next token is uniform
+  const TABLE: Record<string, number[]> = {
+    "9": [0.5, 0.1, 0.4],
+    "9,0": [0.8, 0.1, 0.1],
+    "9,0,0": [0.1, 0.1, 0.8],
+  };
+  const calls: number[] = [];
+  const step = (seqs: number[][]) => {
+    calls.push(seqs.length);
+    return seqs.map((s) => (TABLE[s.join()] ?? [1 / 3, 1 / 3, 1 / 3]).map(Math.log));
+  };
+
+  it("finds a better sequence than greedy when the best first token is a trap (no EOS, α = 0)", () => {
+    // after A: .3/.3/.4, after B: .9/.05/.05. Greedy: A then EOS-less best .4 -> .24; beam 2: B, A -> .36.
+    const trap = (seqs: number[][]) => seqs.map((s) => {
+      const key = s.slice(1).join();
+      const p = key === "" ? [0.6, 0.4, 0] : key === "0" ? [0.3, 0.3, 0.4] : key === "1" ? [0.9, 0.05, 0.05] : [1 / 3, 1 / 3, 1 / 3];
+      return p.map(Math.log);
+    });
+    const g = beamSearch(trap, [9], { numBeams: 1, maxNewTokens: 2, lengthPenalty: 0 });
+    expect(g[0].tokens).toEqual([9, 0, 2]);
+    expect(g[0].logProb).toBeCloseTo(Math.log(0.24), 12);
+    const b = beamSearch(trap, [9], { numBeams: 2, maxNewTokens: 2, lengthPenalty: 0 });
+    expect(b[0].tokens).toEqual([9, 1, 0]);
+    expect(b[0].logProb).toBeCloseTo(Math.log(0.36), 12);
+    expect(b[1].logProb).toBeCloseTo(Math.log(0.24), 12); // second best: A, EOS (token 2 is no EOS here)
+  });
+
+  it("scores finished hypotheses by Σ log P / (generated length incl. EOS)^α, as HF", () => {
+    // worked by hand: finished [EOS] (.4, length 1) and [A, A, EOS] (.8·.5·.8 = .32, length 3);
+    // still running at the end: [A, A, A] and [A, A, B] (.04 each, length 3)
+    const o = { numBeams: 2, maxNewTokens: 3, eosId: 2 };
+    const total = beamSearch(step, [9], { ...o, lengthPenalty: 0 });
+    expect(total.map((h) => h.tokens)).toEqual([[9, 2], [9, 0, 0, 2]]);
+    expect(total[0].score).toBeCloseTo(Math.log(0.4), 12);
+    expect(total[1].score).toBeCloseTo(Math.log(0.32), 12);
+    const perToken = beamSearch(step, [9], { ...o, lengthPenalty: 1 });
+    expect(perToken.map((h) => h.tokens)).toEqual([[9, 0, 0, 2], [9, 2]]);
+    expect(perToken[0].score).toBeCloseTo(Math.log(0.32) / 3, 12);
+    expect(perToken[0].logProb).toBeCloseTo(Math.log(0.32), 12);
+    expect(perToken.every((h) => h.finished)).toBe(true);
+    const wide = beamSearch(step, [9], { ...o, numBeams: 4, lengthPenalty: 1 });
+    expect(wide.some((h) => !h.finished && h.tokens.length === 4)).toBe(true);
+    expect(wide.map((h) => h.score)).toEqual([...wide.map((h) => h.score)].sort((a, c) => c - a));
+  });
+
+  it("width 1 is greedy: on the hand-made table with EOS, and on a decoder", () => {
+    expect(beamSearch(step, [9], { numBeams: 1, maxNewTokens: 3, eosId: 2, lengthPenalty: 0 })[0].tokens).toEqual([9, 0, 0, 2]);
+    const model = makeModel(22);
+    const prompt = [2, 7, 1];
+    const g = generate(model, prompt, { maxNewTokens: 8, temperature: 0 });
+    const b = beamSearch(decoderLogProbs(model), prompt, { numBeams: 1, maxNewTokens: 8 });
+    expect(b[0].tokens).toEqual(g);
+    expect(b.length).toBe(1);
+    freeModel(model);
+  });
+
+  it("stops as soon as no running beam can beat the finished ones", () => {
+    // after the prompt EOS has probability .9 for every beam, and every later step too
+    const eosy = (seqs: number[][]) => seqs.map(() => [0.05, 0.05, 0.9].map(Math.log));
+    calls.length = 0;
+    const counted = (seqs: number[][]) => { calls.push(1); return eosy(seqs); };
+    const h = beamSearch(counted, [9], { numBeams: 2, maxNewTokens: 50, eosId: 2, lengthPenalty: 0 });
+    expect(h[0].tokens).toEqual([9, 2]);
+    expect(calls.length).toBeLessThan(5);
+  });
+
+  it("an EOS ranked below the first numBeams candidates does not become a hypothesis (as HF)", () => {
+    // tokens A B C EOS(3). Step 2 ranks A·EOS .25 (finished), A·A .20, B·EOS .15 (rank 2 ≥ numBeams:
+    // dropped), B·A .09; step 3 is uniform, so A·A·A ends at .05 — below the dropped .15, which must not come back.
+    const T: Record<string, number[]> = { "9": [0.5, 0.3, 0.2, 0], "9,0": [0.4, 0.1, 0, 0.5], "9,1": [0.3, 0.2, 0, 0.5] };
+    const f = (seqs: number[][]) => seqs.map((s) => (T[s.join()] ?? [0.25, 0.25, 0.25, 0.25]).map(Math.log));
+    const h = beamSearch(f, [9], { numBeams: 2, maxNewTokens: 3, eosId: 3, lengthPenalty: 0 });
+    expect(h.map((x) => x.tokens)).toEqual([[9, 0, 3], [9, 0, 0, 0]]);
+    expect(h[1].logProb).toBeCloseTo(Math.log(0.05), 12);
+  });
+
+  it("does not stop early while a long running beam can still win under α = 1", () => {
+    // EOS .6 at once (score log .6 ≈ −0.51), or A .4 then A .99 each step: after 10 tokens the
+    // running beam scores (log .4 + 9 log .99)/10 ≈ −0.10 and wins.
+    const f = (seqs: number[][]) => seqs.map((s) => (s.length === 1 ? [0.4, 0, 0.6] : [0.99, 0, 0.01]).map(Math.log));
+    const h = beamSearch(f, [9], { numBeams: 1, maxNewTokens: 10, eosId: 2, lengthPenalty: 1 });
+    expect(h[0].tokens).toEqual([9, ...Array(10).fill(0)]);
+    expect(h[0].score).toBeCloseTo((Math.log(0.4) + 9 * Math.log(0.99)) / 10, 12);
+    expect(h[0].finished).toBe(false);
+  });
+
+  it("rejects bad options and mismatched step outputs", () => {
+    expect(() => beamSearch(step, [9], { numBeams: 0, maxNewTokens: 2 })).toThrow(/^numBeams must be an integer ≥ 1, got 0$/);
+    expect(() => beamSearch((q) => q.map(() => [0, 0]), [9], { numBeams: 2, maxNewTokens: 2 })).not.toThrow();
+    expect(() => beamSearch(() => [[0, NaN]], [9], { numBeams: 2, maxNewTokens: 2 })).toThrow(/stepLogProbs\(sequences\) must not contain NaN/);
+    expect(() => beamSearch(() => [[0, -1], [0, -1]], [9], { numBeams: 2, maxNewTokens: 2 })).toThrow(/one row per sequence \(1\), got 2/);
   });
 });
