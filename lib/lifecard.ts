@@ -106,7 +106,7 @@ function shapeStr(shape: number[]): string {
 }
 
 // The tensors a card's modules declare, with the shape each must have on this base.
-// modules, config -> Map name -> { shape, scale (α/r for LoRA tensors, 1 for steering) }
+// modules, config -> Map name -> shape
 function expectedTensors(modules: CardModule[], config: DecoderConfig, cardName: string): Map<string, number[]> {
   const out = new Map<string, number[]>();
   const add = (name: string, shape: number[]) => {
@@ -120,7 +120,10 @@ function expectedTensors(modules: CardModule[], config: DecoderConfig, cardName:
         add(`${s.name}.lora.B`, [m.rank, s.out]);
       }
     } else {
-      for (const l of m.layers) add(`h${l}.steer`, [config.dModel]);
+      for (const l of m.layers) {
+        if (l >= config.nLayers) throw new Error(`life card "${cardName}" steers layer ${l}, but this base has layers 0..${config.nLayers - 1}`);
+        add(`h${l}.steer`, [config.dModel]);
+      }
     }
   }
   return out;
@@ -206,7 +209,8 @@ export function makeCard(
   return { ...h, tensors };
 }
 
-/** Frees a card's tensors. */
+// frees every tensor the card owns (a card from makeCard or loadCard owns copies, never the caller's)
+// Card -> nothing
 export function disposeCard(card: Card): void {
   tf.dispose(Object.values(card.tensors));
 }
@@ -313,12 +317,14 @@ export function cardFromBytes(bytes: Uint8Array, base: CardBase): Card {
   return { ...(fields as unknown as Omit<Card, "tensors">), tensors };
 }
 
-// card -> file (see cardToBytes)
+// file = cardToBytes(card): [u64 LE header length][JSON header][float32 LE data]
+// Card, path -> a file of a few kilobytes
 export function saveCard(card: Card, file: string): void {
   fs.writeFileSync(file, cardToBytes(card));
 }
 
-// file -> Card checked against the base (see cardFromBytes)
+// cardFromBytes(read(file), base): refused with one sentence unless everything checks out
+// path, base {params, config} -> Card
 export function loadCard(file: string, base: CardBase): Card {
   let bytes: Buffer;
   try {

@@ -158,7 +158,8 @@ export function loraAdapter(lora: Params, options: LoraScale): Adapter {
           throw new Error(`x at socket "${name}" must end in ${inDim} features to match its LoRA A [${A.shape}], got shape [${x.shape}]`);
         const x2 = x.reshape([-1, inDim]);
         // Scale the thin [N, r] product, not the [N, out] one: fewer multiplications, same result.
-        const delta = tf.matMul(tf.mul(tf.matMul(x2, A), scale), B);
+        const xa = tf.matMul(x2, A);
+        const delta = tf.matMul(scale === 1 ? xa : tf.mul(xa, scale), B); // (α = r, s = 1: one op fewer)
         return tf.add(y, delta.reshape(y.shape));
       });
     },

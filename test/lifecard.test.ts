@@ -150,12 +150,12 @@ describe("the card file", () => {
     }, /life card header is not valid UTF-8 JSON \(/],
     ["another format", () => repack((h) => { h.format = "lifecard/0"; }), /life card "tone" must have format "lifecard\/1", got "lifecard\/0"/],
     ["a bad module", () => repack((h) => { h.modules[0].rank = 0; }), /module must be \{kind: "lora", targets, rank ≥ 1, alpha\} or \{kind: "steer", layers\}/],
-    ["a module past the last layer", () => repack((h) => { h.modules[1].layers = [2]; }), /./],
+    ["a module past the last layer", () => repack((h) => { h.modules[1].layers = [2]; }), /life card "tone" steers layer 2, but this base has layers 0..1/],
+    ["a LoRA target past the last layer", () => repack((h) => { h.modules[0].targets = ["h2.attn.qkv"]; }), /LoRA target "h2.attn.qkv" names layer 2, but the model has layers 0..1/],
     ["overlapping tensors", () => repack((h) => {
-      const e = h.tensors["h1.steer"];
-      const f = h.tensors["h0.attn.qkv.lora.A"];
-      [e.offsets, f.offsets] = [[f.offsets[0], f.offsets[0] + 32], [e.offsets[0], e.offsets[0] + 64]];
-    }), /./],
+      const f = h.tensors["h0.attn.qkv.lora.A"].offsets;
+      h.tensors["h1.steer"].offsets = [f[0], f[0] + 32]; // the same bytes twice, and a hole where it was
+    }), /tensor "h[01]\.[a-z.A]+" starts at data byte \d+, but the tensors before it end at \d+; tensors must lie back to back/],
     ["bytes after the last tensor", () => repack((h, d) => Buffer.concat([d, Buffer.alloc(8)])), /has 8 bytes after its last tensor that no tensor declares/],
     ["another dtype", () => repack((h) => { h.tensors["h1.steer"].dtype = "F16"; }), /tensor "h1.steer" has dtype "F16"; life cards store "F32" only/],
   ];

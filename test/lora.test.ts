@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { tf, Rng } from "../lib/tf";
 import { initLora, loraAdapter, loraParamCount, loraSockets, mergeLora } from "../lib/lora";
-import type { DecoderConfig, Params } from "../lib/decoder";
+import { countParams, decoderForward, initDecoder, TINY, BASE, type DecoderConfig, type Params } from "../lib/decoder";
 
 const CFG: DecoderConfig = { vocabSize: 11, contextLength: 8, dModel: 4, nLayers: 2, nHeads: 2, dFF: 12, positional: "learned" };
 
@@ -154,5 +154,64 @@ describe("initLora and the parameter count", () => {
     expect(() => loraSockets(CFG, ["attn.q"])).toThrow(/LoRA target must be one of attn.qkv, attn.proj, mlp.fc, mlp.proj/);
     expect(() => loraSockets(CFG, ["h2.attn.qkv"])).toThrow(/names layer 2, but the model has layers 0..1/);
     expect(() => loraSockets(CFG, [])).toThrow(/targets must be a non-empty list/);
+  });
+});
+
+describe("LoRA in the decoder", () => {
+  const base = initDecoder(CFG, 3);
+  const ids = tf.tensor2d([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], [2, 5], "int32");
+  const targets = ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"];
+  // A trained-looking adapter: B random instead of zero, so the delta is not nothing.
+  const lora = initLora(CFG, { rank: 2, alpha: 4, targets, seed: 9 });
+  const rng = new Rng(10);
+  for (const [n, t] of Object.entries(lora)) if (n.endsWith(".B")) (t as tf.Variable).assign(tf.tidy(() => rand(t.shape, rng).mul(0.5)));
+  const run = (p: Params, adapter?: ReturnType<typeof loraAdapter>) => decoderForward(p, CFG, ids, adapter ? { adapter } : {}).logits;
+
+  it("merged == unmerged on the whole model, for several strengths", () => {
+    const plain = run(base);
+    for (const strength of [1, 0.5, -1]) {
+      const merged = mergeLora(base, lora, { alpha: 4, rank: 2, strength });
+      const a = run(merged);
+      const b = run(base, loraAdapter(lora, { alpha: 4, rank: 2, strength }));
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);
+      expect(tf.max(tf.abs(tf.sub(a, plain))).dataSync()[0]).toBeGreaterThan(1e-3);
+      tf.dispose([a, b, ...Object.values(merged)]);
+    }
+    plain.dispose();
+  });
+
+  it("strength 0, and a fresh adapter (B = 0), are the base bit for bit", () => {
+    const plain = run(base);
+    const zero = run(base, loraAdapter(lora, { alpha: 4, rank: 2, strength: 0 }));
+    expect(bits(zero)).toEqual(bits(plain));
+    const fresh = initLora(CFG, { rank: 2, alpha: 4, targets, seed: 1 });
+    const f = run(base, loraAdapter(fresh, { alpha: 4, rank: 2 }));
+    // x·A·0 = 0 and y + 0 = y: equal in value (only a −0 in y could flip to +0)
+    expect(tf.max(tf.abs(tf.sub(f, plain))).dataSync()[0]).toBe(0);
+    tf.dispose([plain, zero, f, ...Object.values(fresh)]);
+  });
+
+  it("trains through the sockets: gradients reach A and B, not the base", () => {
+    const fresh = initLora(CFG, { rank: 2, alpha: 4, targets: ["attn.qkv"], seed: 1 });
+    const vars = Object.values(fresh) as tf.Variable[];
+    const { grads, value } = tf.variableGrads(() => tf.tidy(() => {
+      const logits = decoderForward(base, CFG, ids, { adapter: loraAdapter(fresh, { alpha: 4, rank: 2 }) }).logits;
+      return tf.mean(tf.square(logits)) as tf.Scalar;
+    }), vars);
+    const norm = (n: string) => tf.tidy(() => tf.sum(tf.abs(grads[(fresh[n] as tf.Variable).name])).dataSync()[0]);
+    expect(Object.keys(grads).length).toBe(vars.length);
+    // B = 0 means dL/dA = 0 at the start, and dL/dB ≠ 0 (it is what moves first)
+    expect(norm("h0.attn.qkv.lora.A")).toBe(0);
+    expect(norm("h0.attn.qkv.lora.B")).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads), ...vars]);
+  });
+
+  it("is a small fraction of the model: r·(in+out) per weight against the full parameter count", () => {
+    for (const cfg of [TINY, BASE]) {
+      const { lora: n } = loraParamCount(cfg, { rank: 4, targets });
+      const d = cfg.dModel;
+      expect(n).toBe(cfg.nLayers * 4 * (4 * d + 2 * d + (d + cfg.dFF) * 2));
+      expect(n / countParams(cfg).total).toBeLessThan(0.1);
+    }
   });
 });
