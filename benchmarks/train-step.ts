@@ -1,0 +1,166 @@
+// One training step of the BASE decoder (forward + backward + clipping + AdamW, lib/train.ts's
+// trainStep) at batch 32 × seq 64 on tfjs-node, against the same model and step in PyTorch
+// (benchmarks/train_step_torch.py), both on 2 threads, measured side by side in one run.
+//
+//   npx tsx benchmarks/train-step.ts [--rounds 4] [--steps 5] [--warmup 3] [--profile] [--json out.json]
+//
+// The two sides take turns (R rounds of S steps each), so a burst of load from another process on
+// this shared machine hits both rather than one. Each side's number is the median of its R·S timed
+// steps after W warm-up steps; every step reads its loss back (a sync), as a training loop does.
+import { spawn, ChildProcess } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as readline from "readline";
+
+const THREADS = 2;
+// TensorFlow reads its thread counts when its first op runs, so they are set before tfjs loads.
+// intra-op: the threads one op (a matMul) splits its work over, the same knob as torch.set_num_threads;
+// inter-op 1: eager ops run one after another, as in PyTorch.
+process.env.TF_NUM_INTRAOP_THREADS ??= String(THREADS);
+process.env.TF_NUM_INTEROP_THREADS ??= "1";
+process.env.TF_CPP_MIN_LOG_LEVEL ??= "2";
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const ROUNDS = arg("rounds", 4), STEPS = arg("steps", 5), WARMUP = arg("warmup", 3);
+const BATCH = 32, SEQ = 64;
+const ROOT = path.join(__dirname, "..");
+const PYTHON = process.env.BENCH_PYTHON ?? path.join(ROOT, ".cache", "bench-venv", "bin", "python");
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** The PyTorch side as a child process that runs steps on request, so the two sides can alternate. */
+class TorchPeer {
+  private lines: AsyncIterableIterator<string>;
+  private child: ChildProcess;
+  constructor(spec: object) {
+    this.child = spawn(PYTHON, [path.join(__dirname, "train_step_torch.py"), "--serve", JSON.stringify(spec)],
+      { stdio: ["pipe", "pipe", "inherit"] });
+    this.lines = readline.createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
+  }
+  async ask(command: string): Promise<any> {
+    this.child.stdin!.write(command + "\n");
+    const { value, done } = await this.lines.next();
+    if (done) throw new Error(`the PyTorch peer exited before answering "${command}"`);
+    return JSON.parse(value);
+  }
+  close(): void {
+    this.child.stdin!.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const { tf, Rng } = await import("../lib/tf");
+  const { BASE, initDecoder, lmLoss, countParams } = await import("../lib/decoder");
+  const { adamw, trainStep, batches } = await import("../lib/train");
+  type Params = import("../lib/decoder").Params;
+
+  const config = BASE;
+  const params = initDecoder(config, 42);
+  const state = adamw(params, Object.keys(params), { clip: 1.0, weightDecay: 0.1 });
+  const loss = (p: Params, b: import("@tensorflow/tfjs").Tensor2D) => lmLoss(p, config, b);
+  const rng = new Rng(1);
+  const tokens = Int32Array.from({ length: 100_000 }, () => rng.int(config.vocabSize));
+  const next = batches(tokens, BATCH, SEQ, new Rng(2));
+
+  const tfjsTimes: number[] = [];
+  let cpuMicros = 0, wallMs = 0;
+  const tfjsSteps = (n: number, record: boolean) => {
+    for (let i = 0; i < n; i++) {
+      const batch = next(); // drawn outside the timer on both sides
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      const l = trainStep(params, loss, batch, state, 1e-3);
+      l.dataSync();
+      const dt = performance.now() - t0, c = process.cpuUsage(c0);
+      tf.dispose([l, batch]);
+      if (record) { tfjsTimes.push(dt); cpuMicros += c.user + c.system; wallMs += dt; }
+    }
+  };
+
+  const havePython = fs.existsSync(PYTHON);
+  if (!havePython) {
+    console.log(`PyTorch peer skipped: ${PYTHON} is missing. Make it with\n  python3 -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install torch==2.13.0 numpy\n(or run \`npm run bench\`, which does that).`);
+  }
+  const peer = havePython ? new TorchPeer({ config, batch: BATCH, seq: SEQ, threads: THREADS, seed: 42 }) : null;
+  const torchInfo = peer ? await peer.ask("info") : null;
+  const torchTimes: { [variant: string]: number[] } = { eager: [], sdpa: [] };
+  const torchCores: { [variant: string]: number[] } = { eager: [], sdpa: [] };
+  const load0 = os.loadavg()[0];
+
+  tfjsSteps(WARMUP, false);
+  if (peer) for (const v of ["eager", "sdpa"]) await peer.ask(`${v} ${WARMUP}`);
+  for (let r = 0; r < ROUNDS; r++) {
+    tfjsSteps(STEPS, true);
+    if (!peer) continue;
+    for (const v of ["eager", "sdpa"]) {
+      const out = await peer.ask(`${v} ${STEPS}`);
+      torchTimes[v].push(...out.times_ms);
+      torchCores[v].push(out.cpu_cores);
+    }
+  }
+  const load1 = os.loadavg()[0];
+
+  // One profiled step: how many kernels (TF ops) a step launches, and where their time goes.
+  const batch = next();
+  const info = await tf.profile(() => { const l = trainStep(params, loss, batch, state, 1e-3); l.dataSync(); return l; });
+  tf.dispose(batch);
+  const kernels = info.kernels.length;
+  peer?.close();
+
+  const n = countParams(config).total;
+  const tfjsMs = median(tfjsTimes);
+  const rows: [string, number, number, number][] = [
+    [`tfjs-node ${tf.version.tfjs} (${tf.getBackend()})`, tfjsMs, Math.min(...tfjsTimes), cpuMicros / 1000 / wallMs],
+  ];
+  if (peer) {
+    rows.push([`PyTorch ${torchInfo.torch} eager`, median(torchTimes.eager), Math.min(...torchTimes.eager), median(torchCores.eager)]);
+    rows.push([`PyTorch ${torchInfo.torch} SDPA attention`, median(torchTimes.sdpa), Math.min(...torchTimes.sdpa), median(torchCores.sdpa)]);
+  }
+  console.log(`\nTraining step (forward + backward + clip + AdamW): BASE decoder d${config.dModel} × ${config.nLayers} layers, ` +
+    `${(n / 1e6).toFixed(2)}M params, batch ${BATCH} × seq ${SEQ}`);
+  console.log(`threads: tfjs intra-op ${process.env.TF_NUM_INTRAOP_THREADS} (inter-op ${process.env.TF_NUM_INTEROP_THREADS}), ` +
+    `torch ${torchInfo ? torchInfo.threads : "-"}; ${ROUNDS} rounds × ${STEPS} steps each side after ${WARMUP} warm-up; ` +
+    `load average ${load0.toFixed(1)} → ${load1.toFixed(1)} on ${os.cpus().length} cores`);
+  console.log(`${"".padEnd(34)}${"median ms".padStart(10)}${"min ms".padStart(9)}${"cores".padStart(7)}`);
+  for (const [name, med, min, cores] of rows)
+    console.log(`${name.padEnd(34)}${med.toFixed(0).padStart(10)}${min.toFixed(0).padStart(9)}${cores.toFixed(2).padStart(7)}`);
+  console.log(`tfjs kernels per step: ${kernels}`);
+  const ratios: { [k: string]: number } = {};
+  if (peer) {
+    ratios.eager = tfjsMs / median(torchTimes.eager);
+    ratios.sdpa = tfjsMs / median(torchTimes.sdpa);
+    console.log(`ratio tfjs / torch eager: ${ratios.eager.toFixed(2)}×   tfjs / torch SDPA: ${ratios.sdpa.toFixed(2)}×   (goal ≤ 1.5×)`);
+  }
+
+  if (process.argv.includes("--profile")) {
+    const by = new Map<string, { count: number; ms: number }>();
+    for (const k of info.kernels) {
+      const e = by.get(k.name) ?? { count: 0, ms: 0 };
+      e.count++;
+      e.ms += Number(k.kernelTimeMs);
+      by.set(k.name, e);
+    }
+    console.log(`\nper kernel (one profiled step; times include the profiler's own overhead):`);
+    for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20))
+      console.log(`  ${name.padEnd(26)}${String(e.count).padStart(6)}${e.ms.toFixed(1).padStart(9)} ms`);
+  }
+  const jsonOut = process.argv.indexOf("--json");
+  if (jsonOut >= 0) {
+    fs.writeFileSync(process.argv[jsonOut + 1], JSON.stringify({
+      config, batch: BATCH, seq: SEQ, threads: THREADS, rounds: ROUNDS, steps: STEPS, warmup: WARMUP, kernels,
+      tfjs: { median_ms: tfjsMs, times_ms: tfjsTimes }, torch: peer ? { ...torchInfo, times_ms: torchTimes } : null,
+      ratios, load: [load0, load1],
+    }, null, 1) + "\n");
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
