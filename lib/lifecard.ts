@@ -367,7 +367,9 @@ function normalise(slots: Slot[]): Plug[][] {
 // slots [B] (one per row) -> Adapter for batches of B rows, or undefined when no row has a card
 // All cards at a socket run as one rank-concatenated adapter: Σₖ wₖ·(x·Aₖ)·Bₖ = ((x·[A₁|A₂|…]) ⊙ m)·[B₁;B₂;…]
 // where m repeats wₖ over card k's r columns — the exact mix Σₖ wₖAₖBₖ = [A₁|A₂]·[w₁B₁; w₂B₂], one matMul pair.
-// Rows with no card at a socket take y itself (tf.where), so they are the base bit for bit.
+// Rows with no card at a socket take y itself (tf.where), so they are the base bit for bit — the base
+// run on the same batch: the base alone differs from itself across batch sizes by ~1e-8 (the matMul
+// kernels block differently), so a row with a card equals that row run alone to float tolerance.
 export function cardAdapter(slots: Slot[], options: { config?: DecoderConfig } = {}): Adapter | undefined {
   const rows = normalise(slots);
   const B = rows.length;
