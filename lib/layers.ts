@@ -57,6 +57,9 @@ export function positionalEncoding(kind: "learned" | "sinusoidal", wpe: tf.Tenso
 
 const LN_EPS = 1e-5;
 
+// tf.customGrad's argument type (its inputs are typed as a loose list; ours are named).
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
 // Forward and a hand-written backward in ~10 ops instead of autodiff's ~25: on tfjs-node each op
 // costs 100–300 µs whatever its size, so fewer ops is where the speed is.
 const layerNormCore = tf.customGrad(((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -76,7 +79,7 @@ const layerNormCore = tf.customGrad(((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, 
       return [dx, dy.mul(xh).sum(axes), dy.sum(axes)];
     },
   };
-}) as unknown as (...args: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] });
+}) as unknown as CustomGradFn);
 
 // LN(x) = g ⊙ (x − μ)/√(σ² + ε) + b, μ and σ² over the last axis, ε = 1e-5
 // x [..., D], g [D], b [D] -> [..., D]
@@ -104,7 +107,7 @@ const geluCore = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
       return [dy.mul(th.add(1).mul(0.5).add(inner))];
     },
   };
-}) as unknown as (...args: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] });
+}) as unknown as CustomGradFn);
 
 // GELU(x) ≈ ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))   (Hendrycks & Gimpel 2016, the tanh form GPT-2 uses)
 // any shape -> same shape
