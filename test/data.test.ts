@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { loadCorpus, splitText } from "../lib/data";
+import { loadCorpus, loadPairs, splitText } from "../lib/data";
 
 describe("corpora", () => {
   it("shakespeare.txt: ~1 MB of ASCII dialogue, no stage directions or headings", () => {
@@ -24,13 +24,12 @@ describe("corpora", () => {
     const lines = text.split("\n").filter((l) => l.length > 0);
     expect(lines.length).toBeGreaterThan(7000);
     const couplet = /^(\p{Script=Han}{5}，\p{Script=Han}{5}。)+$/u;
-    for (const line of lines) {
+    const bad = lines.filter((line) => {
       const [title, author, poem, extra] = line.split("|");
-      expect(extra).toBeUndefined();
-      expect(title.length * author.length).toBeGreaterThan(0);
-      expect(couplet.test(poem), line).toBe(true);
-      expect([24, 48]).toContain([...poem].length); // 绝句 4 lines, 律诗 8 lines
-    }
+      const n = poem === undefined ? 0 : [...poem].length; // 绝句 4 lines = 24, 律诗 8 lines = 48
+      return extra !== undefined || !title || !author || !couplet.test(poem) || (n !== 24 && n !== 48);
+    });
+    expect(bad).toEqual([]);
     expect(text).toContain("静夜思|李白|床前看月光，疑是地上霜。举头望山月，低头思故乡。");
     expect(text).not.toMatch(/[們這國詩學]/); // traditional forms converted
   });
@@ -65,7 +64,7 @@ describe("splitText", () => {
       const train = new Set(units(a.train, sep));
       const held = units(a.heldOut, sep);
       expect(held.length).toBe(a.heldOutUnits);
-      for (const u of held) expect(train.has(u)).toBe(false);
+      expect(held.filter((u) => train.has(u))).toEqual([]);
       // every unit survives whole, on exactly one side
       expect(new Set([...train, ...held])).toEqual(new Set(all));
     });
@@ -78,5 +77,39 @@ describe("splitText", () => {
     expect(s.heldOut.split("\n").filter(Boolean).every((l) => /^line \d+$/.test(l))).toBe(true);
     expect(() => splitText(text, 1)).toThrow("heldOutFraction must be in (0, 1), got 1.");
     expect(() => splitText("", 0.1)).toThrow(/text must be a non-empty string/);
+  });
+});
+
+describe("translation pairs", () => {
+  const pairs = loadPairs();
+
+  it("a few thousand short pairs in three languages, ~10% held out", () => {
+    expect(pairs.length).toBeGreaterThan(3000);
+    const bad = pairs.filter((p) => p.en.length > 40 || p.fr.length > 40 || !/^[A-Z][a-z' ]+\.$/.test(p.en) || !/^\p{Script=Han}+。$/u.test(p.zh));
+    expect(bad).toEqual([]);
+    const held = pairs.filter((p) => p.split === "heldout").length;
+    expect(held / pairs.length).toBeGreaterThan(0.08);
+    expect(held / pairs.length).toBeLessThan(0.12);
+  });
+
+  it("the chapter's sentence is there, exactly, and held out", () => {
+    const book = pairs.filter((p) => p.en === "The book is on the table.");
+    expect(book).toEqual([{ en: "The book is on the table.", fr: "Le livre est sur la table.", zh: "书在桌子上。", split: "heldout" }]);
+  });
+
+  it("no held-out sentence, in any language, occurs in training", () => {
+    for (const lang of ["en", "fr", "zh"] as const) {
+      const train = new Set(pairs.filter((p) => p.split === "train").map((p) => p[lang]));
+      expect(pairs.filter((p) => p.split === "heldout" && train.has(p[lang]))).toEqual([]);
+    }
+    expect(new Set(pairs.map((p) => p.en)).size).toBe(pairs.length);
+  });
+
+  it("the realiser did the French agreement and elision (spot checks)", () => {
+    const fr = pairs.map((p) => p.fr).join("\n");
+    expect(fr).toMatch(/\bl'(arbre|école)/); // elision
+    expect(fr).toMatch(/\bn'(est|es|a)\b/); // ne -> n' before a vowel
+    expect(fr).toMatch(/près du /); // de + le -> du
+    expect(fr).not.toMatch(/\b(de le|à le|le [aeéio])/i);
   });
 });
