@@ -3,6 +3,7 @@
 // (benchmarks/train_step_torch.py), both on 2 threads, measured side by side in one run.
 //
 //   npx tsx benchmarks/train-step.ts [--rounds 4] [--steps 5] [--warmup 3] [--profile] [--json out.json]
+//   (--batch 1 --seq 2 measures the fixed cost of a step: the per-op overhead with next to no arithmetic)
 //
 // The two sides take turns (R rounds of S steps each), so a burst of load from another process on
 // this shared machine hits both rather than one. Each side's number is the median of its R·S timed
@@ -26,7 +27,7 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 const ROUNDS = arg("rounds", 4), STEPS = arg("steps", 5), WARMUP = arg("warmup", 3);
-const BATCH = 32, SEQ = 64;
+const BATCH = arg("batch", 32), SEQ = arg("seq", 64);
 const ROOT = path.join(__dirname, "..");
 const PYTHON = process.env.BENCH_PYTHON ?? path.join(ROOT, ".cache", "bench-venv", "bin", "python");
 

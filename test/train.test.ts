@@ -226,6 +226,23 @@ describe("train", () => {
     tf.dispose(Object.values(params));
   });
 
+  it("trains a LoRA through the sockets on a frozen decoder: the base keeps its bits", async () => {
+    const { TINY, initDecoder, lmLoss } = await import("../lib/decoder");
+    const { initLora, loraAdapter } = await import("../lib/lora");
+    const cfg = { ...TINY, vocabSize: 12, contextLength: 8, dModel: 16, nHeads: 2, dFF: 32 };
+    const base = initDecoder(cfg, 2);
+    const lora = initLora(cfg, { rank: 2, alpha: 2, targets: ["attn.qkv", "mlp.fc"], seed: 3 });
+    const adapter = loraAdapter(lora, { rank: 2, alpha: 2 });
+    const before = Object.fromEntries(Object.entries(base).map(([n, t]) => [n, bits(t)]));
+    const loraB0 = bits(lora["h0.attn.qkv.lora.B"]);
+    const r = train({ ...base, ...lora }, (p, b) => lmLoss(p, cfg, b, { adapter }), { train: batches(cycle, 4, 8, new Rng(7)) },
+      { steps: 30, lr: 1e-2, batchSize: 4, seqLen: 8, trainable: Object.keys(lora), log: () => {} });
+    for (const n of Object.keys(base)) expect(bits(base[n])).toEqual(before[n]);
+    expect(bits(lora["h0.attn.qkv.lora.B"])).not.toEqual(loraB0); // the adapter's own tensors moved
+    expect(r.trainLoss[29]).toBeLessThan(r.trainLoss[0]);
+    tf.dispose([...Object.values(base), ...Object.values(lora)]);
+  });
+
   it("trainStep returns the loss before the update and changes the parameters", () => {
     const params = bigram(5);
     const state = adamw(params, ["w", "b"]);
