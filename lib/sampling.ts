@@ -67,9 +67,9 @@ function describe(x: unknown): string {
 }
 
 // rows -> the kind the caller gave: a new float32 tensor, or the rows themselves
-function same<T extends Logits>(like: T, rows: number[][]): T {
-  if (like instanceof tf.Tensor) return tf.tensor2d(rows, [rows.length, rows[0].length], "float32") as T;
-  return rows as T;
+function same<L extends Logits>(like: L, rows: number[][]): L {
+  if (like instanceof tf.Tensor) return tf.tensor2d(rows, [rows.length, rows[0].length], "float32") as L;
+  return rows as L;
 }
 
 function checkRowHasMass(row: number[], b: number): void {
@@ -92,7 +92,7 @@ function softmaxRow(row: number[], r: Round, order?: number[]): number[] {
 
 // P(w) = exp(x_w) / Σ_v exp(x_v)   (row-wise; max subtracted first so exp never overflows)
 // logits [B,V] -> probabilities [B,V], same kind
-export function softmax<T extends Logits>(logits: T): T {
+export function softmax<L extends Logits>(logits: L): L {
   const { rows, f32 } = readLogits(logits);
   rows.forEach(checkRowHasMass);
   return same(logits, rows.map((row) => softmaxRow(row, f32 ? Math.fround : exact)));
@@ -132,7 +132,7 @@ function temperatureRow(row: number[], T: number, r: Round): number[] {
 
 // P'(w) ∝ P(w)^{1/T}, i.e. x'_w = x_w / T   (T < 1 sharpens, T > 1 flattens, T → 0 is greedy)
 // logits [B,V], T > 0 -> logits [B,V], same kind
-export function applyTemperature<T extends Logits>(logits: T, T: number): T {
+export function applyTemperature<L extends Logits>(logits: L, T: number): L {
   checkTemperature(T);
   const { rows, f32 } = readLogits(logits);
   return same(logits, rows.map((row) => temperatureRow(row, T, f32 ? Math.fround : exact)));
@@ -151,7 +151,7 @@ function topKRow(row: number[], k: number): number[] {
 
 // V_k = the k tokens with the largest P(w);  P'(w) = P(w) / Σ_{v∈V_k} P(v) for w ∈ V_k, else 0
 // logits [B,V], integer k ≥ 1 -> logits [B,V] with the rest at −Infinity (ties with the k-th all kept)
-export function filterTopK<T extends Logits>(logits: T, k: number): T {
+export function filterTopK<L extends Logits>(logits: L, k: number): L {
   checkK(k);
   const { rows } = readLogits(logits);
   return same(logits, rows.map((row) => topKRow(row, k)));
@@ -200,7 +200,7 @@ function topPRow(row: number[], p: number, minTokensToKeep: number, r: Round): n
 
 // V_p = the smallest set of most likely tokens with Σ_{w∈V_p} P(w) ≥ p;  P'(w) ∝ P(w) on V_p
 // logits [B,V], p ∈ (0,1], minTokensToKeep ≥ 1 -> logits [B,V] with the rest at −Infinity
-export function filterTopP<T extends Logits>(logits: T, p: number, minTokensToKeep = 1): T {
+export function filterTopP<L extends Logits>(logits: L, p: number, minTokensToKeep = 1): L {
   checkP(p, minTokensToKeep);
   const { rows, f32 } = readLogits(logits);
   rows.forEach(checkRowHasMass);
@@ -221,7 +221,7 @@ function minPRow(row: number[], pBase: number, r: Round): number[] {
 
 // V_min = { w : P(w) ≥ pBase · max_v P(v) }   (min-p, Nguyen et al. 2024: the cut follows the model's confidence)
 // logits [B,V], pBase ∈ [0,1] -> logits [B,V] with the rest at −Infinity
-export function filterMinP<T extends Logits>(logits: T, pBase: number): T {
+export function filterMinP<L extends Logits>(logits: L, pBase: number): L {
   checkPBase(pBase);
   const { rows, f32 } = readLogits(logits);
   rows.forEach(checkRowHasMass);
@@ -255,7 +255,7 @@ function penaltyRow(row: number[], ids: number[], penalty: number, r: Round): nu
 
 // x'_w = x_w / θ if x_w ≥ 0 else x_w · θ, for every w already in the sequence   (Keskar et al. 2019, CTRL)
 // logits [B,V], previousIds B lists of ids, θ > 0 -> logits [B,V]
-export function repetitionPenalty<T extends Logits>(logits: T, previousIds: number[][], penalty: number): T {
+export function repetitionPenalty<L extends Logits>(logits: L, previousIds: number[][], penalty: number): L {
   checkPenalty(penalty);
   const { rows, f32 } = readLogits(logits);
   checkIds(previousIds, rows.length, rows[0].length, "previousIds");
@@ -438,10 +438,12 @@ function disposeOld(old: KVCache | undefined, keep: KVCache | undefined): void {
 // contextLength tokens without the cache (learned positions are baked into the cached keys, so the
 // window cannot slide), which makes those steps cost what they cost with useCache false.
 // With the cache and without it the tokens are the same (the cache is only a saving).
+export function generate(model: LanguageModel, prompt: number[][], options: GenerateOptions): number[][];
+export function generate(model: LanguageModel, prompt: number[], options: GenerateOptions): number[];
 export function generate(model: LanguageModel, prompt: number[] | number[][], options: GenerateOptions): number[] | number[][] {
-  const { config } = model;
-  need(model !== null && typeof model === "object" && model.params !== undefined && config !== undefined,
+  need(model !== null && typeof model === "object" && model.params !== undefined && model.config !== undefined,
     `model must be { params, config } from lib/decoder.ts, got ${describe(model)}`);
+  const { config } = model;
   const { maxNewTokens, useCache = true, adapter } = options;
   need(Number.isInteger(maxNewTokens) && maxNewTokens >= 0, `maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}`);
   checkSampleOptions(options);
