@@ -425,7 +425,7 @@ function isParams(value: unknown): value is Params {
 
 // The repository root: lib/.. (through the notebooks' lib symlink too), else the nearest folder
 // above the working directory that has a package.json.
-function repoRoot(): string {
+export function repoRoot(): string {
   const tries: string[] = [];
   try {
     tries.push(path.join(fs.realpathSync(__dirname), ".."));

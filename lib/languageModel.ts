@@ -1,0 +1,106 @@
+// The book's language model: a corpus, its character tokenizer, and a decoder trained on it.
+//
+// Every notebook that needs "a trained model" asks for one here by recipe; the run is cached under
+// .cache/runs keyed by everything it depends on, so the notebooks share one training run and CI, which
+// starts without a cache, trains it once from scratch.
+import { tf, Rng, SEED } from "./tf";
+import { CorpusName, loadCorpus, splitText } from "./data";
+import { CharTokenizer } from "./tokenizer";
+import { BASE, DecoderConfig, Params, TINY, initDecoder, lmLoss, decoderForward } from "./decoder";
+import * as fs from "fs";
+import * as path from "path";
+import { TrainResult, batches, cached, repoRoot, saveParams, train } from "./train";
+import { generate, GenerateOptions, softmax } from "./sampling";
+
+export interface Recipe {
+  corpus: CorpusName;
+  /** The decoder's shape; vocabSize comes from the corpus. */
+  model: Omit<DecoderConfig, "vocabSize">;
+  steps: number;
+  lr: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+}
+
+export interface TrainedModel {
+  params: Params;
+  config: DecoderConfig;
+  tokenizer: CharTokenizer;
+  history: TrainResult;
+  recipe: Recipe;
+}
+
+const { vocabSize: _unused, ...tinyShape } = TINY;
+
+/** The overview's model: English, trains in about half a minute on 2 cores. */
+export const OVERVIEW_EN: Recipe = { corpus: "shakespeare", model: tinyShape, steps: 400, lr: 1e-2, batchSize: 32, seqLen: 64, seed: SEED };
+/** The book's model (notebooks 02, 04, 06, 07 share this one run): BASE's shape, about a minute on 2 cores. */
+const { vocabSize: _v, ...baseShape } = BASE;
+export const BOOK_EN: Recipe = { corpus: "shakespeare", model: baseShape, steps: 300, lr: 5e-3, batchSize: 32, seqLen: 64, seed: SEED };
+/** The overview's Chinese model: five-character Tang poems (a poem is 24 or 48 characters + punctuation). */
+export const OVERVIEW_ZH: Recipe = { corpus: "tang", model: tinyShape, steps: 150, lr: 1e-2, batchSize: 16, seqLen: 48, seed: SEED };
+
+// The text a model reads: Shakespeare as it is; of each Tang poem only its body (the lines
+// "title|author|poem" would spend a small model's capacity on names).
+export function corpusText(corpus: CorpusName): string {
+  const text = loadCorpus(corpus);
+  return corpus === "tang" ? text.split("\n").filter((l) => l).map((l) => l.split("|")[2]).join("\n") + "\n" : text;
+}
+
+// corpus -> (tokenizer over the whole corpus, train ids, held-out ids); held-out units never occur in train
+export function corpusTokens(corpus: CorpusName): { tokenizer: CharTokenizer; train: Int32Array; heldOut: Int32Array } {
+  const text = corpusText(corpus);
+  const split = splitText(text, 0.1);
+  const tokenizer = new CharTokenizer(text);
+  return { tokenizer, train: Int32Array.from(tokenizer.encode(split.train)), heldOut: Int32Array.from(tokenizer.encode(split.heldOut)) };
+}
+
+// θ* = argmin_θ mean −log P_θ(x_{t+1} | x_≤t) over the corpus's train text (AdamW, lib/train.ts)
+// recipe -> the trained decoder, its tokenizer and its loss curves (cached by the recipe)
+export async function trainLanguageModel(recipe: Recipe, log?: (line: string) => void): Promise<TrainedModel> {
+  const { tokenizer, train: trainIds, heldOut } = corpusTokens(recipe.corpus);
+  const config: DecoderConfig = { ...recipe.model, vocabSize: tokenizer.vocabSize };
+  if (recipe.seqLen > config.contextLength)
+    throw new Error(`recipe.seqLen must be ≤ model.contextLength (${config.contextLength}), got ${recipe.seqLen}.`);
+  const run = await cached({ what: "language-model", version: 1, recipe, vocabSize: config.vocabSize }, () => {
+    const params = initDecoder(config, recipe.seed);
+    const history = train(params, (p, batch) => lmLoss(p, config, batch), {
+      train: batches(trainIds, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed)),
+      eval: batches(heldOut, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed + 1)),
+    }, { steps: recipe.steps, lr: recipe.lr, batchSize: recipe.batchSize, seqLen: recipe.seqLen, seed: recipe.seed, log });
+    return { params, history };
+  });
+  return { params: run.params, config, tokenizer, history: run.history, recipe };
+}
+
+// P(w | prompt) = softmax(logits at the prompt's last position)
+// model, prompt text -> probabilities over the vocabulary [V] (plain numbers)
+export function nextTokenProbs(model: TrainedModel, prompt: string): number[] {
+  const ids = model.tokenizer.encode(prompt).slice(-model.config.contextLength);
+  if (ids.length === 0) throw new Error("prompt must have at least one character, got an empty string.");
+  return tf.tidy(() => {
+    const { logits } = decoderForward(model.params, model.config, tf.tensor2d([ids], [1, ids.length], "int32"));
+    const last = logits.slice([0, ids.length - 1, 0], [1, 1, model.config.vocabSize]).reshape([1, model.config.vocabSize]) as tf.Tensor2D;
+    return softmax(last).arraySync()[0];
+  });
+}
+
+// prompt + w_1 … w_n with w_i drawn by lib/sampling.ts's generate (KV cache, seeded)
+// model, prompt text, options -> the continuation only (text)
+export function complete(model: TrainedModel, prompt: string, options: GenerateOptions): string {
+  const ids = model.tokenizer.encode(prompt);
+  const out = generate(model, ids, options) as number[];
+  return model.tokenizer.decode(out.slice(ids.length));
+}
+
+// What the HTML book's live demos load: the weights (safetensors layout) and {config, vocab, recipe}.
+// model, name -> build/models/<name>.safetensors + build/models/<name>.json (returns the folder)
+export function exportModel(model: TrainedModel, name: string): string {
+  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`name must be lower-case letters, digits and dashes, got "${name}".`);
+  const dir = path.join(repoRoot(), "build", "models");
+  fs.mkdirSync(dir, { recursive: true });
+  saveParams(model.params, path.join(dir, `${name}.safetensors`));
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ config: model.config, vocab: model.tokenizer.vocab, recipe: model.recipe }) + "\n");
+  return dir;
+}
