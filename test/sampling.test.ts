@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { tf, Rng } from "../lib/tf";
 import {
-  applyTemperature, beamSearch, decoderLogProbs, distinctN, filterMinP, filterTopK, filterTopP, generate, greedy,
+  applyTemperature, beamSearch, decoderLogProbs, distinctN, exp, filterMinP, filterTopK, filterTopP, generate, greedy,
   LanguageModel, repetitionPenalty, repetitionRate, sample, softmax,
 } from "../lib/sampling";
 import { Adapter, DecoderConfig, Params, decoderForward, initDecoder } from "../lib/decoder";
@@ -37,6 +37,23 @@ function slowTopPSet(row: number[], p: number): number[] {
   }
   return set.sort((a, b) => a - b);
 }
+
+describe("exp from + − × ÷ (the same bits in every JavaScript engine)", () => {
+  it("is within one ulp or so of Math.exp over the whole range, exact at 0, 0 at −Infinity", () => {
+    const rng = new Rng(13);
+    let worst = 0;
+    for (let i = 0; i < 20000; i++) {
+      const x = i % 2 ? (rng.next() * 2 - 1) * 40 : -rng.next() * 700; // normal results (subnormals hold fewer bits)
+      worst = Math.max(worst, Math.abs(exp(x) - Math.exp(x)) / Math.exp(x));
+    }
+    expect(worst).toBeLessThan(4.5e-16); // 2 ulp
+    expect(exp(0)).toBe(1);
+    expect(exp(-Infinity)).toBe(0);
+    expect(exp(-745)).toBe(5e-324); // the smallest subnormal, as Math.exp
+    expect(exp(710)).toBe(Infinity);
+    expect(Math.abs(exp(709) / Math.exp(709) - 1)).toBeLessThan(4.5e-16);
+  });
+});
 
 describe("softmax and greedy", () => {
   it("softmax matches the slow version, on arrays and on tensors", () => {
