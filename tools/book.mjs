@@ -7,6 +7,7 @@
 //   node tools/book.mjs            build (after `npm run notebooks`); prints what it built and how long it took
 //   node tools/book.mjs --all      also the 99-* test notebooks
 // Nothing is fetched: every script, style and font is copied from node_modules; pages work from file://.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -20,18 +21,18 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const here = path.join(root, "tools", "book");
 export const SITE = path.join(root, "site");
-const EXECUTED = path.join(root, "build", "executed");
-const MODELS = process.env.BOOK_MODELS_DIR ? path.resolve(process.env.BOOK_MODELS_DIR) : path.join(root, "build", "models");
+export const EXECUTED = path.join(root, "build", "executed");
+export const MODELS = process.env.BOOK_MODELS_DIR ? path.resolve(process.env.BOOK_MODELS_DIR) : path.join(root, "build", "models");
 const LANGS = ["zh", "en"];
 export const DEFAULT_MODEL = "overview-en";
 
 const pkgDir = (name) => path.dirname(require.resolve(`${name}/package.json`));
 
 /** The notebooks the book shows: executed in both editions; 99-* only with --all (or if nothing else ran). */
-export function bookNotebooks({ all = false } = {}) {
-  if (!fs.existsSync(EXECUTED)) return [];
-  const names = [...new Set(fs.readdirSync(EXECUTED).map((f) => f.match(/^(\d\d-[\w-]+)\.(zh|en)\.ipynb$/)?.[1]).filter(Boolean))].sort();
-  const both = names.filter((n) => LANGS.every((l) => fs.existsSync(path.join(EXECUTED, `${n}.${l}.ipynb`))));
+export function bookNotebooks({ all = false, executed = EXECUTED } = {}) {
+  if (!fs.existsSync(executed)) return [];
+  const names = [...new Set(fs.readdirSync(executed).map((f) => f.match(/^(\d\d-[\w-]+)\.(zh|en)\.ipynb$/)?.[1]).filter(Boolean))].sort();
+  const both = names.filter((n) => LANGS.every((l) => fs.existsSync(path.join(executed, `${n}.${l}.ipynb`))));
   const real = both.filter((n) => !n.startsWith("99-"));
   return all || real.length === 0 ? both : real;
 }
@@ -44,7 +45,24 @@ function stale(name, nb) {
   return code(JSON.parse(fs.readFileSync(file, "utf8"))) === code(nb) ? null : "its code changed since it ran";
 }
 
+// The bundle depends on lib/, tools/book/*.ts and the installed packages: reuse it while they stay the same.
+function bundleKey() {
+  const h = crypto.createHash("sha256");
+  const files = [
+    ...fs.readdirSync(path.join(root, "lib")).filter((f) => f.endsWith(".ts")).sort().map((f) => path.join(root, "lib", f)),
+    ...fs.readdirSync(here).filter((f) => f.endsWith(".ts")).sort().map((f) => path.join(here, f)),
+    path.join(root, "tools", "book.mjs"), path.join(root, "package-lock.json"),
+  ];
+  for (const f of files) if (fs.existsSync(f)) h.update(f).update(fs.readFileSync(f));
+  return h.digest("hex").slice(0, 16);
+}
+
 async function bundleDemos(outDir) {
+  const cache = path.join(root, "build", "book-cache", `demos-${bundleKey()}.js`);
+  if (fs.existsSync(cache)) {
+    fs.copyFileSync(cache, path.join(outDir, "demos.js"));
+    return { bytes: fs.statSync(cache).size, cached: true };
+  }
   const esbuild = await import("esbuild");
   // lib/ is written for Node (tfjs-node, fs); in the browser those pieces are empty modules
   const empty = /^(@tensorflow\/tfjs-node(\/.*)?|fs|path|crypto|os|child_process|gpt-tokenizer\/.*)$/;
@@ -68,7 +86,10 @@ async function bundleDemos(outDir) {
     }],
   });
   for (const w of result.warnings) if (!/require-call|indirect-require/.test(w.id ?? "")) console.warn(`book: esbuild: ${w.text}`);
-  return fs.statSync(path.join(outDir, "demos.js")).size;
+  fs.mkdirSync(path.dirname(cache), { recursive: true });
+  for (const old of fs.readdirSync(path.dirname(cache))) fs.rmSync(path.join(path.dirname(cache), old));
+  fs.copyFileSync(path.join(outDir, "demos.js"), cache);
+  return { bytes: fs.statSync(cache).size, cached: false };
 }
 
 function copyAssets(assets) {
@@ -85,18 +106,23 @@ function copyAssets(assets) {
   for (const f of fs.readdirSync(wasm).filter((f) => f.endsWith(".wasm"))) fs.copyFileSync(path.join(wasm, f), path.join(assets, "wasm", f));
 }
 
-/** build/models/<name>.json + <name>.params.bin -> site/models/, plus <name>.js so file:// pages can load them. */
-function copyModels(out) {
+/** A model's weights beside its <name>.json: <name>.safetensors (lib/train.ts saveParams) or <name>.params.bin. */
+export function modelWeights(dir, name) {
+  return [`${name}.safetensors`, `${name}.params.bin`].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f)) ?? null;
+}
+
+/** build/models/<name>.json + its weights -> site/models/, plus <name>.js so file:// pages can load them. */
+function copyModels(MODELS, out) {
   const names = [];
   if (!fs.existsSync(MODELS)) return names;
   fs.mkdirSync(out, { recursive: true });
   for (const f of fs.readdirSync(MODELS).filter((f) => f.endsWith(".json")).sort()) {
     const name = f.slice(0, -5);
-    const bin = path.join(MODELS, `${name}.params.bin`);
-    if (!fs.existsSync(bin)) continue;
+    const bin = modelWeights(MODELS, name);
+    if (!bin) continue;
     const meta = JSON.parse(fs.readFileSync(path.join(MODELS, f), "utf8"));
     fs.copyFileSync(path.join(MODELS, f), path.join(out, f));
-    fs.copyFileSync(bin, path.join(out, `${name}.params.bin`));
+    fs.copyFileSync(bin, path.join(out, path.basename(bin)));
     const js = `(self.BOOK_MODELS = self.BOOK_MODELS || {})[${JSON.stringify(name)}] = {meta: ${JSON.stringify(meta)}, params: "${fs.readFileSync(bin).toString("base64")}"};\n`;
     fs.writeFileSync(path.join(out, `${name}.js`), js);
     names.push(name);
@@ -120,18 +146,22 @@ function rootIndex(sections) {
 `;
 }
 
-export async function buildBook({ all = false, quiet = false } = {}) {
+/** Build the site. Every folder can be changed (the tests build a hostile notebook into a temp site). */
+export async function buildBook({ all = false, quiet = false, executed = EXECUTED, site = SITE, models: modelsDir = MODELS } = {}) {
   const t0 = Date.now();
+  const SITE = site, EXECUTED = executed;
   const log = quiet ? () => {} : (s) => console.log(s);
   const warnings = [];
-  const names = bookNotebooks({ all });
+  const names = bookNotebooks({ all, executed });
+  if (fs.existsSync(SITE) && fs.readdirSync(SITE).length && !fs.existsSync(path.join(SITE, "assets", "book.css")))
+    throw new Error(`${SITE} is not empty and is not a built book; refusing to replace it`);
   fs.rmSync(SITE, { recursive: true, force: true });
   fs.mkdirSync(SITE, { recursive: true });
   const assets = path.join(SITE, "assets");
   copyAssets(assets);
-  const bundleBytes = await bundleDemos(assets);
-  const models = copyModels(path.join(SITE, "models"));
-  if (!models.includes(DEFAULT_MODEL)) warnings.push(`no build/models/${DEFAULT_MODEL}.{json,params.bin} yet (notebook 00-overview exports it): the demos will say so`);
+  const bundle = await bundleDemos(assets);
+  const models = copyModels(modelsDir, path.join(SITE, "models"));
+  if (!models.includes(DEFAULT_MODEL)) warnings.push(`no build/models/${DEFAULT_MODEL}.{json,safetensors} yet (notebook 00-overview exports it): the demos will say so`);
   const modelFor = (lang) => (models.includes(`overview-${lang}`) ? `overview-${lang}` : DEFAULT_MODEL);
   const demoScripts = (lang) => [...(models.includes(modelFor(lang)) ? [`../models/${modelFor(lang)}.js`] : []), "../assets/demos.js"];
 
@@ -189,9 +219,9 @@ export async function buildBook({ all = false, quiet = false } = {}) {
   }
   fs.writeFileSync(path.join(SITE, "index.html"), rootIndex(sections));
   const seconds = (Date.now() - t0) / 1000;
-  for (const w of warnings) console.warn(`book: warning: ${w}`);
+  if (!quiet) for (const w of warnings) console.warn(`book: warning: ${w}`);
   log(`book: ${names.length} notebook(s) × 2 editions → ${names.length * 2} pages + 2 indexes + 2 playgrounds, ${figures.size} figure(s), ` +
-    `model(s): ${models.join(", ") || "none"}, demos.js ${(bundleBytes / 1e6).toFixed(1)} MB, in ${seconds.toFixed(1)} s → ${path.relative(process.cwd(), SITE) || "."}/index.html`);
+    `model(s): ${models.join(", ") || "none"}, demos.js ${(bundle.bytes / 1e6).toFixed(1)} MB${bundle.cached ? " (cached)" : ""}, in ${seconds.toFixed(1)} s → ${path.relative(process.cwd(), SITE) || "."}/index.html`);
   return { names, pages: names.length * 2 + 5, figures: [...figures.keys()], models, warnings, mathErrors, seconds };
 }
 

@@ -21,7 +21,7 @@ export function writeFixtureModel(dir: string, steps = 0): string {
       { steps, lr: 3e-3, batchSize: 16, seqLen: 64, logEvery: Math.max(1, Math.round(steps / 5)) });
   }
   fs.mkdirSync(dir, { recursive: true });
-  saveParams(params, path.join(dir, "overview-en.params.bin"));
+  saveParams(params, path.join(dir, "overview-en.safetensors"));
   fs.writeFileSync(path.join(dir, "overview-en.json"), JSON.stringify({ config, vocab: tok.vocab, prompt: "ROMEO:" }) + "\n");
   return dir;
 }

@@ -33,7 +33,14 @@
   window.bookDrawAllPlots = function () { figs.forEach(draw); };
 
   Array.prototype.forEach.call(document.querySelectorAll("iframe.out.html"), function (f) {
-    function fit() { try { f.style.height = (f.contentDocument.documentElement.scrollHeight + 4) + "px"; } catch (e) {} }
+    function fit() {
+      try {
+        var doc = f.contentDocument;
+        if (!doc || !doc.documentElement) return;
+        f.style.height = "0px"; // measure the content, not the frame's default 150 px
+        f.style.height = (doc.documentElement.scrollHeight + 2) + "px";
+      } catch (e) {}
+    }
     f.addEventListener("load", fit);
     fit();
   });

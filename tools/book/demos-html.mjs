@@ -62,7 +62,7 @@ export function samplingDemo(lang, model) {
 <h3>${t.samplingTitle}</h3>
 <p>${t.samplingIntro}</p>
 <div class="demo-status" aria-live="polite">${t.loading}</div>
-<label class="wide">${t.prompt} <input type="text" name="prompt" value="Once upon a time" autocomplete="off" spellcheck="false"></label>
+<label class="wide">${t.prompt} <input type="text" name="prompt" value="${model.endsWith("-zh") ? "床前明月光，" : "Once upon a time"}" autocomplete="off" spellcheck="false"></label>
 <div class="controls">
   <label>${t.temperature} <output name="temperature-value">1.00</output><input type="range" name="temperature" min="0" max="2" step="0.05" value="1"><small>${t.greedyNote}</small></label>
   <label>${t.topK} <output name="topk-value">${t.off}</output><input type="range" name="topk" min="0" max="40" step="1" value="0"><small>0 = ${t.off}</small></label>
@@ -86,7 +86,7 @@ export function attentionDemo(lang, model) {
 <h3>${t.attentionTitle}</h3>
 <p>${t.attentionIntro}</p>
 <div class="demo-status" aria-live="polite">${t.loading}</div>
-<label class="wide">${t.sentence} <input type="text" name="sentence" value="The king and the queen" autocomplete="off" spellcheck="false"></label>
+<label class="wide">${t.sentence} <input type="text" name="sentence" value="${model.endsWith("-zh") ? "春眠不觉晓，处处闻啼鸟。" : "The king and the queen"}" autocomplete="off" spellcheck="false"></label>
 <div class="controls"><label>${t.layer} <select name="layer"></select></label></div>
 <p class="demo-ignored" hidden></p>
 <div class="heads"></div>

@@ -6,9 +6,9 @@
 //   attention-head explorer: every head's weights on a sentence (decoderForward with attention: true).
 //
 // The weights come from site/models/<name>.js (a script, so pages work from file:// too), written by
-// the book from build/models/<name>.params.bin (lib/train.ts's saveParams: the safetensors layout)
-// and <name>.json ({config, vocab}). Backend: WebGL where the browser has it, else WebAssembly (over
-// http), else tfjs's plain-JavaScript cpu backend; the page says which.
+// the book from build/models/<name>.safetensors (lib/train.ts's saveParams: the safetensors layout)
+// and <name>.json ({config, vocab}). Backend: WebGL where the browser has it on a GPU, else WebAssembly
+// (over http), else tfjs's plain-JavaScript cpu backend; the page says which (?backend=… picks one).
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { tf } from "../../lib/tf";
 import { DecoderConfig, Params, decoderForward } from "../../lib/decoder";
@@ -68,10 +68,15 @@ function loadModel(name: string): Model {
 
 const scriptSrc = (document.currentScript as HTMLScriptElement | null)?.src ?? location.href;
 
-function hasWebGL(): boolean {
+/** A WebGL that runs on a GPU: a software rasteriser (SwiftShader, llvmpipe) is slower than WebAssembly. */
+function hardwareWebGL(): boolean {
   try {
     const c = document.createElement("canvas");
-    return !!(c.getContext("webgl2") || c.getContext("webgl"));
+    const gl = (c.getContext("webgl2") || c.getContext("webgl")) as WebGLRenderingContext | null;
+    if (!gl) return false;
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const renderer = String(info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER));
+    return !/swiftshader|llvmpipe|software/i.test(renderer);
   } catch {
     return false;
   }
@@ -81,7 +86,7 @@ async function pickBackend(): Promise<string> {
   const want = new URLSearchParams(location.search).get("backend"); // ?backend=cpu|wasm|webgl to compare
   const tries = want ? [want] : ["webgl", "wasm", "cpu"];
   for (const b of tries) {
-    if (b === "webgl" && !hasWebGL()) continue;
+    if (b === "webgl" && !want && !hardwareWebGL()) continue;
     if (b === "wasm") {
       if (location.protocol === "file:") continue; // a page opened from disk cannot fetch the .wasm
       setWasmPaths(new URL("wasm/", scriptSrc).href);

@@ -137,8 +137,7 @@ function codeCellHtml(cell, ctx) {
   const tags = cell.metadata?.tags ?? [];
   if (tags.includes("remove-cell")) return "";
   const src = text(cell.source).replace(/\s+$/, "");
-  const n = cell.execution_count ?? " ";
-  const input = `<div class="in"><span class="prompt" aria-hidden="true">[${n}]</span><pre class="code"><code class="language-ts">${highlight(src)}</code></pre></div>`;
+  const input = `<div class="in"><pre class="code"><code class="language-ts">${highlight(src)}</code></pre></div>`;
   const outs = (cell.outputs ?? []).map((o) => outputHtml(o, ctx)).filter(Boolean).join("\n");
   const wrapped = tags.includes("hide-input") ? `<details class="hidden-input"><summary>${ctx.t.code}</summary>${input}</details>` : input;
   return `<div class="cell code">${wrapped}${outs ? `<div class="outputs">${outs}</div>` : ""}</div>`;
