@@ -76,6 +76,51 @@ export function paddingMask(lengths: ArrayLike<number>, s: number): tf.Tensor4D 
   return tf.tensor4d(m, [n, 1, 1, s]);
 }
 
+// Sparse patterns (Child et al. 2019): each query sees O(w) keys instead of O(T), so a kernel that
+// skips the masked blocks does O(T·w) work. Here they are ordinary additive masks: our dense
+// attention still computes every score, so they show *which* entries a sparse kernel would skip.
+
+// M[i, j] = 0 if 0 ≤ (s − t + i) − j < window else −1e9   (a sliding window: the last `window` keys, itself included)
+// t queries, window ≥ 1, s keys (default t) -> [t, s]
+export function localMask(t: number, window: number, s: number = t): tf.Tensor2D {
+  need(Number.isInteger(t) && t >= 1, `t must be a positive integer (number of queries), got ${t}`);
+  need(Number.isInteger(window) && window >= 1, `window must be a positive integer (keys each query sees), got ${window}`);
+  need(Number.isInteger(s) && s >= t, `s must be an integer ≥ t = ${t} (number of keys), got ${s}`);
+  return sparseMask(t, s, (back) => back < window);
+}
+
+// M[i, j] = 0 if δ = (s − t + i) − j ≥ 0 and (δ < stride or δ mod stride = 0) else −1e9
+// (Child et al.'s strided pattern, both halves in one mask: the last `stride` keys, then every stride-th)
+// t queries, stride ≥ 1, s keys (default t) -> [t, s]
+export function stridedMask(t: number, stride: number, s: number = t): tf.Tensor2D {
+  need(Number.isInteger(t) && t >= 1, `t must be a positive integer (number of queries), got ${t}`);
+  need(Number.isInteger(stride) && stride >= 1, `stride must be a positive integer, got ${stride}`);
+  need(Number.isInteger(s) && s >= t, `s must be an integer ≥ t = ${t} (number of keys), got ${s}`);
+  return sparseMask(t, s, (back) => back < stride || back % stride === 0);
+}
+
+// keep(δ) decides a causal entry by how far back the key is, δ = (s − t + i) − j ≥ 0
+function sparseMask(t: number, s: number, keep: (back: number) => boolean): tf.Tensor2D {
+  const m = new Float32Array(t * s).fill(MASKED);
+  const offset = s - t;
+  for (let i = 0; i < t; i++) for (let j = 0; j <= i + offset; j++) if (keep(i + offset - j)) m[i * s + j] = 0;
+  return tf.tensor2d(m, [t, s]);
+}
+
+// dist_h = mean over b, i of Σ_j w[b,h,i,j] · |(s − t + i) − j|   (how far back a head looks, in positions)
+// weights [B,H,T,S] (query i at absolute position S − T + i) -> [H]
+export function meanAttentionDistance(weights: tf.Tensor4D): tf.Tensor1D {
+  need(weights.rank === 4, `weights must be [batch, heads, queries, keys], got shape ${shapeOf(weights)}`);
+  const [, , T, S] = weights.shape;
+  need(S >= T, `weights must have at least as many keys as queries (S ≥ T), got shape ${shapeOf(weights)}`);
+  return tf.tidy(() => {
+    const query = tf.range(S - T, S, 1, "float32").reshape([T, 1]);
+    const key = tf.range(0, S, 1, "float32").reshape([1, S]);
+    const distance = query.sub(key).abs(); // [T, S], broadcasts over batch and heads
+    return weights.mul(distance).sum(-1).mean([0, 2]) as tf.Tensor1D;
+  });
+}
+
 export interface AttentionOptions {
   /** Additive mask broadcastable to [B, H, T, S] (paddingMask, causalMask, or a sum of them). */
   mask?: tf.Tensor;

@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import { tf, Rng } from "../lib/tf";
 import {
   MASKED, causalMask, paddingMask, scaledDotProductAttention, splitHeads, mergeHeads, multiHeadAttention,
-  crossKeysValues, linear, Params,
+  crossKeysValues, linear, Params, localMask, stridedMask, meanAttentionDistance,
 } from "../lib/attention";
 
 // ---- obviously-correct slow versions over plain arrays -------------------------------------------
@@ -57,6 +57,73 @@ describe("masks", () => {
   it("rejects bad arguments with one sentence", () => {
     expect(() => causalMask(3, 2)).toThrow(/s must be an integer ≥ t = 3/);
     expect(() => paddingMask([5], 4)).toThrow(/lengths\[0\] must be an integer in \[0, 4\], got 5/);
+  });
+});
+
+describe("sparse masks (local, strided)", () => {
+  const cases: [string, (t: number, s: number) => tf.Tensor2D, (back: number) => boolean][] = [
+    ["localMask window 3", (t, s) => localMask(t, 3, s), (back) => back < 3],
+    ["localMask window 1 (only itself)", (t, s) => localMask(t, 1, s), (back) => back === 0],
+    ["stridedMask stride 3", (t, s) => stridedMask(t, 3, s), (back) => back < 3 || back % 3 === 0],
+  ];
+  for (const [name, make, keep] of cases) {
+    for (const [t, s] of [[7, 7], [3, 8]]) {
+      it(`${name} matches the loop (t=${t}, s=${s}), never allows a future key`, () => {
+        const m = make(t, s).arraySync();
+        for (let i = 0; i < t; i++) for (let j = 0; j < s; j++) {
+          const back = i + (s - t) - j;
+          expect(m[i][j]).toBe(back >= 0 && keep(back) ? 0 : MASKED);
+        }
+      });
+    }
+  }
+
+  it("a window as long as the sequence is the causal mask; stride 1 too", () => {
+    expect(localMask(6, 6).arraySync()).toEqual(causalMask(6, 6).arraySync());
+    expect(stridedMask(5, 1, 7).arraySync()).toEqual(causalMask(5, 7).arraySync());
+  });
+
+  it("local keeps t·w − w(w−1)/2 entries of t(t+1)/2", () => {
+    const t = 20, w = 4;
+    const kept = localMask(t, w).equal(0).sum().dataSync()[0];
+    expect(kept).toBe(t * w - (w * (w - 1)) / 2);
+  });
+
+  it("rejects bad arguments with one sentence", () => {
+    expect(() => localMask(4, 0)).toThrow("window must be a positive integer (keys each query sees), got 0");
+    expect(() => stridedMask(4, 2.5)).toThrow("stride must be a positive integer, got 2.5");
+    expect(() => localMask(4, 2, 3)).toThrow(/s must be an integer ≥ t = 4/);
+  });
+});
+
+describe("meanAttentionDistance", () => {
+  it("matches the loop Σ_j w·|i − j| averaged over batch and queries, with a cache offset", () => {
+    const rng = new Rng(3);
+    const B = 2, H = 3, T = 4, S = 6;
+    const w = tf.softmax(rand(rng, [B, H, T, S]).mul(3)) as tf.Tensor4D;
+    const wa = w.arraySync();
+    const got = meanAttentionDistance(w).arraySync();
+    for (let h = 0; h < H; h++) {
+      let sum = 0;
+      for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < S; j++) sum += wa[b][h][i][j] * Math.abs(S - T + i - j);
+      expect(got[h]).toBeCloseTo(sum / (B * T), 5);
+    }
+  });
+
+  it("is 0 for a head that looks only at itself, 1 for one that looks only at the previous token", () => {
+    const self = tf.eye(5).reshape([1, 1, 5, 5]);
+    const prev = tf.oneHot([0, 0, 1, 2, 3], 5).toFloat().reshape([1, 1, 5, 5]); // row i puts weight 1 on key i − 1
+    const d = meanAttentionDistance(tf.concat([self, prev], 1) as tf.Tensor4D).arraySync();
+    expect(d[0]).toBe(0);
+    expect(d[1]).toBeCloseTo(4 / 5, 6); // query 0 has no previous token and looks at itself
+  });
+
+  it("leaks no tensors and rejects a wrong rank", () => {
+    const w = tf.ones([1, 2, 3, 3]).div(3) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    meanAttentionDistance(w).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => meanAttentionDistance(tf.zeros([3, 3]) as never)).toThrow("weights must be [batch, heads, queries, keys], got shape [3,3]");
   });
 });
 
