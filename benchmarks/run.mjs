@@ -13,6 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // One line per benchmark: [script, ...its arguments].
 const BENCHMARKS = [
   ["benchmarks/train-step.ts"],
+  ["benchmarks/generate.ts"],
 ];
 
 const venv = join(root, ".cache", "bench-venv");
