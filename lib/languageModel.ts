@@ -21,6 +21,8 @@ export interface Recipe {
   batchSize: number;
   seqLen: number;
   seed: number;
+  /** Windows start at multiples of this (default 1); with one record per align tokens, positions are record positions. */
+  align?: number;
 }
 
 export interface TrainedModel {
@@ -33,19 +35,25 @@ export interface TrainedModel {
 
 const { vocabSize: _unused, ...tinyShape } = TINY;
 
+/** A quatrain's body and its newline: 4 × (5 characters + a punctuation mark) + "\n". */
+export const QUATRAIN = 25;
+
 /** The overview's model: English, trains in about half a minute on 2 cores. */
 export const OVERVIEW_EN: Recipe = { corpus: "shakespeare", model: tinyShape, steps: 400, lr: 1e-2, batchSize: 32, seqLen: 64, seed: SEED };
 /** The book's model (notebooks 02, 04, 06, 07 share this one run): BASE's shape, about a minute on 2 cores. */
 const { vocabSize: _v, ...baseShape } = BASE;
 export const BOOK_EN: Recipe = { corpus: "shakespeare", model: baseShape, steps: 300, lr: 5e-3, batchSize: 32, seqLen: 64, seed: SEED };
-/** The overview's Chinese model: five-character Tang poems (a poem is 24 or 48 characters + punctuation). */
-export const OVERVIEW_ZH: Recipe = { corpus: "tang", model: tinyShape, steps: 150, lr: 1e-2, batchSize: 16, seqLen: 48, seed: SEED };
+/** The overview's Chinese model: five-character quatrains, each window one whole poem (positions = places in the poem). */
+export const OVERVIEW_ZH: Recipe = { corpus: "tang", model: tinyShape, steps: 300, lr: 1e-2, batchSize: 32, seqLen: QUATRAIN - 1, seed: SEED, align: QUATRAIN };
 
-// The text a model reads: Shakespeare as it is; of each Tang poem only its body (the lines
-// "title|author|poem" would spend a small model's capacity on names).
+// The text a model reads: Shakespeare as it is; of the Tang poems only the quatrains' bodies (绝句:
+// four lines of five characters, 24 characters with punctuation), one a line, so every poem and its
+// newline is exactly QUATRAIN tokens and a window can start where a poem starts.
 export function corpusText(corpus: CorpusName): string {
   const text = loadCorpus(corpus);
-  return corpus === "tang" ? text.split("\n").filter((l) => l).map((l) => l.split("|")[2]).join("\n") + "\n" : text;
+  if (corpus !== "tang") return text;
+  const bodies = text.split("\n").map((l) => l.split("|")[2] ?? "").filter((b) => [...b].length === QUATRAIN - 1);
+  return bodies.join("\n") + "\n";
 }
 
 // corpus -> (tokenizer over the whole corpus, train ids, held-out ids); held-out units never occur in train
@@ -66,8 +74,8 @@ export async function trainLanguageModel(recipe: Recipe, log?: (line: string) =>
   const run = await cached({ what: "language-model", version: 1, recipe, vocabSize: config.vocabSize }, () => {
     const params = initDecoder(config, recipe.seed);
     const history = train(params, (p, batch) => lmLoss(p, config, batch), {
-      train: batches(trainIds, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed)),
-      eval: batches(heldOut, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed + 1)),
+      train: batches(trainIds, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed), recipe.align),
+      eval: batches(heldOut, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed + 1), recipe.align),
     }, { steps: recipe.steps, lr: recipe.lr, batchSize: recipe.batchSize, seqLen: recipe.seqLen, seed: recipe.seed, log });
     return { params, history };
   });

@@ -21,20 +21,22 @@ const positiveInt = (v: unknown): boolean => typeof v === "number" && Number.isI
 
 // ───────────────────────────── data ─────────────────────────────
 
-// x_b = tokens[s_b .. s_b + T],  s_b ~ Uniform{0, …, n − T − 1} drawn from rng (a window of T+1 tokens:
+// x_b = tokens[s_b .. s_b + T],  s_b ~ Uniform{0, a, 2a, …} ≤ n − T − 1 drawn from rng (a window of T+1 tokens:
 // inputs x[:, :T], targets x[:, 1:]);  tokens [n] -> a function returning a new [B, T+1] int32 batch per call
-export function batches(tokens: Int32Array | number[], batchSize: number, seqLen: number, rng: Rng): () => tf.Tensor2D {
+// align a (default 1: any start) makes every window start on a record boundary when records have length a
+export function batches(tokens: Int32Array | number[], batchSize: number, seqLen: number, rng: Rng, align = 1): () => tf.Tensor2D {
   need(tokens != null && typeof tokens.length === "number", `tokens must be an Int32Array or number[] of token ids, got ${typeof tokens}`);
   need(positiveInt(batchSize), `batchSize must be a positive integer, got ${batchSize}`);
   need(positiveInt(seqLen), `seqLen must be a positive integer, got ${seqLen}`);
   need(tokens.length >= seqLen + 1,
     `tokens must hold at least seqLen + 1 = ${seqLen + 1} ids to cut one window, got ${tokens.length}`);
   need(rng instanceof Rng, `rng must be an Rng (new Rng(seed) from lib/tf), got ${typeof rng}`);
-  const starts = tokens.length - seqLen; // s ∈ [0, n − T − 1]: n − T choices
+  need(positiveInt(align), `align must be a positive integer, got ${align}`);
+  const starts = Math.floor((tokens.length - seqLen - 1) / align) + 1; // s/a ∈ [0, ⌊(n − T − 1)/a⌋]
   return () => {
     const buf = new Int32Array(batchSize * (seqLen + 1));
     for (let b = 0; b < batchSize; b++) {
-      const s = rng.int(starts);
+      const s = align * rng.int(starts);
       for (let t = 0; t <= seqLen; t++) buf[b * (seqLen + 1) + t] = tokens[s + t];
     }
     return tf.tensor2d(buf, [batchSize, seqLen + 1], "int32");

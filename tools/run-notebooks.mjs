@@ -2,7 +2,7 @@
 //
 //   node tools/run-notebooks.mjs [names…]             execute, render, check figures/ (what npm test does)
 //   node tools/run-notebooks.mjs --figures [names…]   execute, render, and write figures/ (npm run figures)
-//   node tools/run-notebooks.mjs --twice=00-overview   also run that one a second time: specs must be identical
+//   node tools/run-notebooks.mjs --twice=00-overview   run that one again from an empty cache: specs must be identical
 //
 // The two editions share their code cells, so each notebook runs once (the zh edition, the chapter's
 // language) and its outputs are copied into the en edition. Executed copies go to build/executed/,
@@ -20,13 +20,13 @@ const executed = path.join(build, "executed");
 const figuresDir = path.join(root, "figures");
 const py = path.join(root, ".venv", "bin", "python");
 
-function execute(name, figOut) {
+function execute(name, figOut, env = {}) {
   fs.rmSync(path.join(figOut, name), { recursive: true, force: true });
   const start = Date.now();
   const r = spawnSync(py, [path.join(root, "tools", "execute.py"), path.join(nbDir, `${name}.zh.ipynb`), path.join(executed, `${name}.zh.ipynb`)], {
     cwd: root,
     stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, BOOK_FIGURES_DIR: figOut, BOOK_ROOT: root, TF_CPP_MIN_LOG_LEVEL: "2" },
+    env: { ...process.env, BOOK_FIGURES_DIR: figOut, TF_CPP_MIN_LOG_LEVEL: "2", ...env },
   });
   const seconds = (Date.now() - start) / 1000;
   if (r.status !== 0) throw new Error(`notebook ${name} failed (exit ${r.status}) after ${seconds.toFixed(1)} s`);
@@ -97,8 +97,11 @@ async function main() {
     transplant(name);
     times.push([name, seconds]);
     if (name === twice) {
+      // the second run trains from scratch in an empty cache of its own: the same seed, the same bytes
       const again = path.join(build, "figures-again");
-      execute(name, again);
+      const cache = path.join(build, "cache-again");
+      fs.rmSync(cache, { recursive: true, force: true });
+      execute(name, again, { BOOK_CACHE: cache });
       const a = specFiles(path.join(figOut, name)).map((f) => fs.readFileSync(f, "utf8"));
       const b = specFiles(path.join(again, name)).map((f) => fs.readFileSync(f, "utf8"));
       if (a.length === 0 || a.join() !== b.join()) throw new Error(`${name}: two runs gave different figure specs`);
