@@ -424,15 +424,15 @@ export interface GenerateOptions extends Omit<SampleOptions, "rng"> {
   adapter?: Adapter;
 }
 
-function checkPrompt(prompt: number[] | number[][], V: number): number[][] {
+function checkPrompt(prompt: number[] | number[][], V: number, name = "prompt"): number[][] {
   const batch = Array.isArray(prompt) && prompt.length > 0 && Array.isArray(prompt[0]);
   const rows = batch ? (prompt as number[][]) : [prompt as number[]];
   need(Array.isArray(prompt) && rows.every((r) => Array.isArray(r) && r.length >= 1),
-    `prompt must be token ids (number[]) or a batch of them (number[][]), each at least one token, got ${describe(prompt)}`);
+    `${name} must be token ids (number[]) or a batch of them (number[][]), each at least one token, got ${describe(prompt)}`);
   const T = rows[0].length;
   rows.forEach((r, b) => {
-    need(r.length === T, `prompt rows must all have the same length ${T} (no padding here), row ${b} has ${r.length}`);
-    r.forEach((id) => need(Number.isInteger(id) && id >= 0 && id < V, `prompt must hold token ids in [0, ${V}), got ${id} in row ${b}`));
+    need(r.length === T, `${name} rows must all have the same length ${T} (no padding here), row ${b} has ${r.length}`);
+    r.forEach((id) => need(Number.isInteger(id) && id >= 0 && id < V, `${name} must hold token ids in [0, ${V}), got ${id} in row ${b}`));
   });
   return rows.map((r) => r.slice());
 }
@@ -535,6 +535,57 @@ export function decoderLogProbs(model: LanguageModel, adapter?: Adapter): StepLo
       return row.map((x) => x - lse);
     });
   };
+}
+
+// float64 log-softmax of one row of float32 logits: x − max − log Σ exp(x − max)
+function logSoftmaxRow(row: number[]): number[] {
+  let m = -Infinity;
+  for (const x of row) if (x > m) m = x;
+  let s = 0;
+  for (const x of row) s += exp(x - m);
+  const lse = m + Math.log(s);
+  return row.map((x) => x - lse);
+}
+
+// log P(x_t | x_{t−C}, …, x_{t−1}) for t = from … L−1, C = contextLength: the model's own log-probability
+// of each token given the window generate saw (before any warper), as decoderLogProbs scores one prefix
+// tokens [L] or [B,L] (equal lengths), 1 ≤ from < L -> [L − from] or [B, L − from] (nats, ≤ 0)
+//
+// −mean of it is the model's per-token loss of a text, e.g. of a continuation it generated itself
+// ("how surprised is the model by its own output"). Positions t ≤ C share one forward pass over the
+// first tokens; each later position needs its own window of the last C tokens (learned positions).
+export function tokenLogProbs(model: LanguageModel, tokens: number[][], from: number, adapter?: Adapter): number[][];
+export function tokenLogProbs(model: LanguageModel, tokens: number[], from: number, adapter?: Adapter): number[];
+export function tokenLogProbs(model: LanguageModel, tokens: number[] | number[][], from: number, adapter?: Adapter): number[] | number[][] {
+  need(model !== null && typeof model === "object" && model.params !== undefined && model.config !== undefined,
+    `model must be { params, config } from lib/decoder.ts, got ${describe(model)}`);
+  const { config } = model;
+  const seqs = checkPrompt(tokens, config.vocabSize, "tokens");
+  const L = seqs[0].length;
+  need(Number.isInteger(from) && from >= 1 && from < L, `from must be an integer in [1, ${L}) (the first scored position; position 0 has no prefix), got ${from}`);
+  const C = config.contextLength;
+  const B = seqs.length;
+  const out: number[][] = seqs.map(() => []);
+  // 1. positions from … min(L−1, C), all read off one forward pass over the first min(L−1, C) tokens
+  const head = Math.min(L - 1, C);
+  if (from <= head) {
+    const rows = tf.tidy(() => {
+      const x = tf.tensor2d(seqs.map((s) => s.slice(0, head)), [B, head], "int32");
+      const { logits } = decoderForward(model.params, config, x, { adapter });
+      return logits.slice([0, from - 1, 0], [B, head - from + 1, config.vocabSize]).arraySync() as number[][][];
+    });
+    rows.forEach((posRows, b) => posRows.forEach((row, i) => out[b].push(logSoftmaxRow(row)[seqs[b][from + i]])));
+  }
+  // 2. positions past the context: one window of the last C tokens each, 64 windows a forward pass
+  const late: { b: number; t: number }[] = [];
+  for (let b = 0; b < B; b++) for (let t = Math.max(from, C + 1); t < L; t++) late.push({ b, t });
+  for (let i = 0; i < late.length; i += 64) {
+    const chunk = late.slice(i, i + 64);
+    const rows = lastLogits(model, chunk.map(({ b, t }) => seqs[b].slice(t - C, t)), undefined, adapter).rows;
+    chunk.forEach(({ b, t }, j) => out[b].push(logSoftmaxRow(rows[j])[seqs[b][t]]));
+  }
+  const batch = Array.isArray(tokens[0]);
+  return batch ? out : out[0];
 }
 
 // ---------------------------------------------------------------------------------------------

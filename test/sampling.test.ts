@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { tf, Rng } from "../lib/tf";
 import {
   applyTemperature, beamSearch, decoderLogProbs, distinctN, exp, filterMinP, filterTopK, filterTopP, generate, greedy,
-  LanguageModel, repetitionPenalty, repetitionRate, sample, softmax,
+  LanguageModel, repetitionPenalty, repetitionRate, sample, softmax, tokenLogProbs,
 } from "../lib/sampling";
-import { Adapter, DecoderConfig, Params, decoderForward, initDecoder } from "../lib/decoder";
+import { Adapter, DecoderConfig, Params, decoderForward, initDecoder, lmLoss } from "../lib/decoder";
 
 // The chapter's example: after 今天的天气 the model gives 很好 .4, 一般 .3, 糟糕 .2, 其他 .1.
 const WORDS = ["很好", "一般", "糟糕", "其他"];
@@ -506,5 +506,46 @@ describe("beam search", () => {
     expect(() => beamSearch((q) => q.map(() => [0, 0]), [9], { numBeams: 2, maxNewTokens: 2 })).not.toThrow();
     expect(() => beamSearch(() => [[0, NaN]], [9], { numBeams: 2, maxNewTokens: 2 })).toThrow(/stepLogProbs\(sequences\) must not contain NaN/);
     expect(() => beamSearch(() => [[0, -1], [0, -1]], [9], { numBeams: 2, maxNewTokens: 2 })).toThrow(/one row per sequence \(1\), got 2/);
+  });
+});
+
+describe("tokenLogProbs", () => {
+  const model = makeModel(23);
+  const C = CFG.contextLength;
+  // the slow version: decoderLogProbs on every prefix, one at a time
+  const slow = (seq: number[], from: number) => seq.slice(from).map((w, i) => (decoderLogProbs(model)([seq.slice(0, from + i)]) as number[][])[0][w]);
+
+  it("equals decoderLogProbs of every prefix, inside the context and past it (windows of the last C tokens)", () => {
+    const rng = new Rng(5);
+    const seqs = [0, 1].map(() => Array.from({ length: C + 6 }, () => rng.int(CFG.vocabSize)));
+    const before = tf.memory().numTensors;
+    const got = tokenLogProbs(model, seqs, 3);
+    expect(tf.memory().numTensors).toBe(before);
+    seqs.forEach((s, b) => {
+      const want = slow(s, 3);
+      expect(got[b].length).toBe(want.length);
+      got[b].forEach((v, i) => expect(v).toBeCloseTo(want[i], 4));
+    });
+    // one sequence, from past the context only
+    const late = tokenLogProbs(model, seqs[1], C + 2);
+    expect(late.length).toBe(4);
+    late.forEach((v, i) => expect(v).toBeCloseTo(slow(seqs[1], C + 2)[i], 4));
+    expect(got[0]).not.toEqual(got[1]);
+  });
+
+  it("its −mean over a window of C + 1 tokens is lmLoss", () => {
+    const rng = new Rng(6);
+    const seq = Array.from({ length: C + 1 }, () => rng.int(CFG.vocabSize));
+    const lp = tokenLogProbs(model, seq, 1);
+    const loss = tf.tidy(() => lmLoss(model.params, CFG, tf.tensor2d([seq], [1, C + 1], "int32")).dataSync()[0]);
+    expect(-lp.reduce((a, b) => a + b, 0) / lp.length).toBeCloseTo(loss, 4);
+    lp.forEach((v) => expect(v).toBeLessThanOrEqual(0));
+  });
+
+  it("rejects a bad start, unequal rows and unknown ids", () => {
+    expect(() => tokenLogProbs(model, [1, 2, 3], 0)).toThrow(/^from must be an integer in \[1, 3\) .*got 0$/);
+    expect(() => tokenLogProbs(model, [1, 2, 3], 3)).toThrow(/^from must be an integer in \[1, 3\)/);
+    expect(() => tokenLogProbs(model, [[1, 2, 3], [1, 2]], 1)).toThrow(/^tokens rows must all have the same length 3/);
+    expect(() => tokenLogProbs(model, [1, 99], 1)).toThrow(/^tokens must hold token ids in \[0, 13\), got 99/);
   });
 });
