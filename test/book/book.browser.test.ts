@@ -245,9 +245,10 @@ describe("the static book", () => {
         await open(page, rel);
         const sw = await page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth));
         if (sw > 390) wide.push(`${rel}: ${sw} px wide`);
-        await page.screenshot({ path: path.join(SHOTS, `phone-${rel.replace(/\.html$/, "").replace(/\W+/g, "-")}.png`), fullPage: true });
+        const shot = path.join(SHOTS, `phone-${rel.replace(/\.html$/, "").replace(/\W+/g, "-")}`);
+        await page.screenshot({ path: `${shot}-top.png` });
+        await page.screenshot({ path: `${shot}.png`, fullPage: true });
       }
-      await page.screenshot({ path: path.join(SHOTS, "phone-playground-top.png") });
       await page.close();
       expect(wide).toEqual([]);
       expect(w.problems).toEqual([]);

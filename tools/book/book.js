@@ -13,7 +13,16 @@
     delete layout.width;
     layout.autosize = true;
     layout.height = Math.max(260, Math.min(layout.height || 420, Math.round(width * Math.max(ratio, 0.62))));
-    if (width < 500) layout.margin = Object.assign({}, layout.margin, { l: 45, r: 10 });
+    if (width < 560) {
+      // a phone: the legend goes under the plot (beside it, it would squeeze the axes), smaller titles
+      layout.margin = { l: 50, r: 10, t: 40, b: 40 };
+      layout.legend = Object.assign({}, layout.legend, { orientation: "h", x: 0, xanchor: "left", y: -0.22, yanchor: "top" });
+      var title = typeof layout.title === "string" ? { text: layout.title } : Object.assign({}, layout.title);
+      title.font = Object.assign({}, title.font, { size: 12 });
+      layout.title = title;
+      layout.font = Object.assign({}, layout.font, { size: 11 });
+      layout.height += 60;
+    }
     var div = document.createElement("div");
     div.className = "plot-live";
     fig.appendChild(div);
