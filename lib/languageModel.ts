@@ -9,7 +9,8 @@ import { CharTokenizer } from "./tokenizer";
 import { BASE, DecoderConfig, Params, TINY, initDecoder, lmLoss, decoderForward } from "./decoder";
 import * as fs from "fs";
 import * as path from "path";
-import { TrainResult, batches, cached, repoRoot, saveParams, train } from "./train";
+import { TrainResult, batches, cached, evalLoss, repoRoot, saveParams, train } from "./train";
+import { DistillOptions, distillFrom } from "./distillation";
 import { generate, GenerateOptions, softmax } from "./sampling";
 
 export interface Recipe {
@@ -64,22 +65,36 @@ export function corpusTokens(corpus: CorpusName): { tokenizer: CharTokenizer; tr
   return { tokenizer, train: Int32Array.from(tokenizer.encode(split.train)), heldOut: Int32Array.from(tokenizer.encode(split.heldOut)) };
 }
 
-// θ* = argmin_θ mean −log P_θ(x_{t+1} | x_≤t) over the corpus's train text (AdamW, lib/train.ts)
-// recipe -> the trained decoder, its tokenizer and its loss curves (cached by the recipe)
-export async function trainLanguageModel(recipe: Recipe, log?: (line: string) => void): Promise<TrainedModel> {
+// θ* = argmin_θ mean −log P_θ(x_{t+1} | x_≤t) over the corpus's train text (AdamW, lib/train.ts);
+// with a teacher, the loss is lib/distillation.ts's instead (the student learns the teacher's distributions)
+// recipe -> the trained decoder, its tokenizer and its loss curves (cached by the recipe and the teacher's)
+export async function trainLanguageModel(recipe: Recipe, log?: (line: string) => void,
+  distill?: { teacher: TrainedModel } & DistillOptions): Promise<TrainedModel> {
   const { tokenizer, train: trainIds, heldOut } = corpusTokens(recipe.corpus);
   const config: DecoderConfig = { ...recipe.model, vocabSize: tokenizer.vocabSize };
   if (recipe.seqLen > config.contextLength)
     throw new Error(`recipe.seqLen must be ≤ model.contextLength (${config.contextLength}), got ${recipe.seqLen}.`);
-  const run = await cached({ what: "language-model", version: 1, recipe, vocabSize: config.vocabSize }, () => {
+  if (distill && distill.teacher.recipe.corpus !== recipe.corpus)
+    throw new Error(`distill.teacher must be trained on the student's corpus "${recipe.corpus}", got "${distill.teacher.recipe.corpus}".`);
+  const teacher = distill ? { recipe: distill.teacher.recipe, temperature: distill.temperature, alpha: distill.alpha } : undefined;
+  const loss = distill ? distillFrom(distill.teacher, config, distill) : (p: Params, batch: tf.Tensor2D) => lmLoss(p, config, batch);
+  const run = await cached({ what: "language-model", version: 1, recipe, vocabSize: config.vocabSize, teacher }, () => {
     const params = initDecoder(config, recipe.seed);
-    const history = train(params, (p, batch) => lmLoss(p, config, batch), {
+    const history = train(params, loss, {
       train: batches(trainIds, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed), recipe.align),
       eval: batches(heldOut, recipe.batchSize, recipe.seqLen, new Rng(recipe.seed + 1), recipe.align),
     }, { steps: recipe.steps, lr: recipe.lr, batchSize: recipe.batchSize, seqLen: recipe.seqLen, seed: recipe.seed, log });
     return { params, history };
   });
   return { params: run.params, config, tokenizer, history: run.history, recipe };
+}
+
+// L = mean −log P(x_{t+1} | x_≤t) on held-out windows drawn with a fixed seed, so every model is scored on the same text
+// model, number of [32, seqLen+1] batches -> nats per token
+export function heldOutLoss(model: TrainedModel, nBatches = 8, seqLen = Math.min(64, model.config.contextLength)): number {
+  const { heldOut } = corpusTokens(model.recipe.corpus);
+  const draw = batches(heldOut, 32, seqLen, new Rng(SEED + 7), model.recipe.align);
+  return evalLoss(model.params, (p, batch) => lmLoss(p, model.config, batch), draw, nBatches);
 }
 
 // P(w | prompt) = softmax(logits at the prompt's last position)

@@ -3,6 +3,7 @@
 //   2. the notebooks match their sources (identical code cells by construction)
 //   3. vitest: lib unit tests on tiny shapes, notebook structure tests
 //   4. every notebook executed headless (00-overview twice: byte-identical specs), figures checked
+//   5. the HTML book built, then tested in Chromium with the JupyterLab flow (tools/browser-tests.mjs)
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +15,7 @@ const steps = [
   ["notebooks match notebooks/src", process.execPath, ["tools/notebooks.mjs", "--check"]],
   ["unit tests (vitest)", bin("vitest"), ["run"]],
   ["notebooks headless + figures", process.execPath, ["tools/run-notebooks.mjs", "--twice=00-overview"]],
+  ["book + browser tests", process.execPath, ["tools/browser-tests.mjs"]],
 ];
 const t0 = Date.now();
 for (const [name, cmd, args] of steps) {
