@@ -159,6 +159,11 @@ async function main(): Promise<void> {
     for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20))
       console.log(`  ${name.padEnd(26)}${String(e.count).padStart(6)}${e.ms.toFixed(1).padStart(9)} ms`);
   }
+  if (Math.max(load0, load1) > os.cpus().length) {
+    console.log(`warning: load average ${Math.max(load0, load1).toFixed(1)} on ${os.cpus().length} cores — other processes held the CPU, ` +
+      `and PyTorch's OpenMP threads wait for each other when one is descheduled, so its wall-clock numbers collapse ` +
+      `first; compare the CPU-time ratio at --threads 1, or rerun when the machine is idle.`);
+  }
   const jsonOut = process.argv.indexOf("--json");
   if (jsonOut >= 0) {
     fs.writeFileSync(process.argv[jsonOut + 1], JSON.stringify({

@@ -174,11 +174,15 @@ export function adamwUpdate(state: AdamWState, params: Params, grads: Params, lr
   state.step += 1;
   const { beta1: b1, beta2: b2, eps, weightDecay: wd, step: t } = state;
   return tf.tidy(() => {
-    const flat = tf.concat(state.names.map((n) => grads[n].reshape([-1])));
-    const clipped = clipByGlobalNorm([flat], state.clip);
-    const g = clipped.grads[0];
-    const m = tf.add(tf.mul(state.m, b1), tf.mul(g, 1 - b1));
-    const v = tf.add(tf.mul(state.v, b2), tf.mul(tf.square(g), 1 - b2));
+    // (a reshape is an op too: vectors — half the tensors of a model — are concatenated as they are)
+    const g = tf.concat(state.names.map((n) => (grads[n].rank === 1 ? grads[n] : grads[n].reshape([-1]))));
+    const g2 = tf.square(g);
+    const norm = tf.sqrt(tf.sum(g2)) as tf.Scalar;
+    // Clipping multiplies g by s = min(1, c/(‖g‖ + 1e-6)) (as clipByGlobalNorm does); s is folded
+    // into the scalars that multiply g and g² below, which saves two passes over the vector.
+    const s = state.clip === Infinity ? 1 : tf.minimum(1, tf.div(state.clip, tf.add(norm, 1e-6)));
+    const m = tf.add(tf.mul(state.m, b1), tf.mul(g, tf.mul(s, 1 - b1)));
+    const v = tf.add(tf.mul(state.v, b2), tf.mul(g2, tf.mul(tf.square(s), 1 - b2)));
     // The bias corrections folded into two scalars: η·m̂/(√v̂ + ε) = (η·√c₂/c₁)·m/(√v + ε·√c₂),
     // c₁ = 1−β₁ᵗ, c₂ = 1−β₂ᵗ (the same number, two vector ops fewer). Early on m and v are
     // averages over few gradients padded with the zeros they started at; dividing by c undoes that.
@@ -195,8 +199,8 @@ export function adamwUpdate(state: AdamWState, params: Params, grads: Params, lr
     state.v.assign(v);
     state.theta.assign(theta);
     const pieces = tf.split(theta, state.sizes);
-    state.names.forEach((n, i) => (params[n] as tf.Variable).assign(pieces[i].reshape(state.shapes[i])));
-    return clipped.norm;
+    state.names.forEach((n, i) => (params[n] as tf.Variable).assign(state.shapes[i].length === 1 ? pieces[i] : pieces[i].reshape(state.shapes[i])));
+    return norm;
   });
 }
 
