@@ -47,10 +47,15 @@ export function spec(fig: Figure): { data: unknown; layout: unknown } {
   return stable({ data: fig.data, layout }) as { data: unknown; layout: unknown };
 }
 
-/** Show a figure in the notebook and record it under its id, "<notebook>/<figure>". */
-export function show(fig: Figure, id: string): void {
+/**
+ * Show a figure in the notebook and record it under its id, "<notebook>/<figure>".
+ * options.measured: the figure plots wall-clock measurements (times), which differ from run to run;
+ * the book's figure check then asks only that it is drawn, not that its numbers repeat.
+ */
+export function show(fig: Figure, id: string, options: { measured?: boolean } = {}): void {
   if (!ID.test(id)) throw new Error(`id must look like "00-overview/loss" (notebook/figure, lower-case), got "${id}".`);
-  const s = spec(fig);
+  const s: { data: unknown; layout: unknown; measured?: boolean } = spec(fig);
+  if (options.measured) s.measured = true;
   const dir = process.env.BOOK_FIGURES_DIR;
   if (dir) {
     const file = path.join(dir, `${id}.json`);

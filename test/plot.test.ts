@@ -33,3 +33,15 @@ describe("plot", () => {
     expect(() => spec({} as never)).toThrow(/fig must be \{data/);
   });
 });
+
+describe("measured figures", () => {
+  it("carry a measured flag so the figure check asks only that they are drawn", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fig-"));
+    process.env.BOOK_FIGURES_DIR = dir;
+    show({ data: [{ x: [1], y: [0.123] }] }, "06-limits/time", { measured: true });
+    show({ data: [{ x: [1], y: [0.123] }] }, "06-limits/flops");
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "06-limits", "time.json"), "utf8")).measured).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "06-limits", "flops.json"), "utf8")).measured).toBeUndefined();
+    delete process.env.BOOK_FIGURES_DIR;
+  });
+});
