@@ -2,8 +2,9 @@
 //   1. tsc --strict on lib/, test/, tools/ and benchmarks/
 //   2. the notebooks match their sources (identical code cells by construction)
 //   3. vitest: lib unit tests on tiny shapes, notebook structure tests
-//   4. every notebook executed headless (00-overview twice: byte-identical specs), figures checked
-//   5. the HTML book built, then tested in Chromium with the JupyterLab flow (tools/browser-tests.mjs)
+//   4. the scaling sweep regenerated (tools/sweep.ts -> data/sweep.json; each run cached, CI starts cold)
+//   5. every notebook executed headless (00-overview twice: byte-identical specs), figures checked
+//   6. the HTML book built, then tested in Chromium with the JupyterLab flow (tools/browser-tests.mjs)
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +15,7 @@ const steps = [
   ["typecheck (tsc --strict)", bin("tsc"), ["-p", "tsconfig.json"]],
   ["notebooks match notebooks/src", process.execPath, ["tools/notebooks.mjs", "--check"]],
   ["unit tests (vitest)", bin("vitest"), ["run"]],
+  ["scaling sweep (tools/sweep.ts)", process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), "tools/sweep.ts"]],
   ["notebooks headless + figures", process.execPath, ["tools/run-notebooks.mjs", "--twice=00-overview"]],
   ["book + browser tests", process.execPath, ["tools/browser-tests.mjs"]],
 ];
