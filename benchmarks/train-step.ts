@@ -109,11 +109,36 @@ async function main(): Promise<void> {
   }
   const load1 = os.loadavg()[0];
 
-  // One profiled step: how many kernels (TF ops) a step launches, and where their time goes.
+  // One profiled step: how many tfjs kernels a step runs, how many of them reach TensorFlow as an
+  // op (Identity, for one, is bookkeeping in JS), and the CPU time of each op type. CPU time, not
+  // tf.profile's wall time, so that other processes on a loaded machine do not inflate it.
   const batch = next();
   const info = await tf.profile(() => { const l = trainStep(params, loss, batch, state, 1e-3); l.dataSync(); return l; });
-  tf.dispose(batch);
   const kernels = info.kernels.length;
+  const backend = tf.backend() as unknown as { [k: string]: (name: string, ...rest: unknown[]) => unknown };
+  const byOp = new Map<string, { count: number; us: number }>();
+  const originals: [string, (name: string, ...rest: unknown[]) => unknown][] = [];
+  for (const fn of ["executeSingleOutput", "executeMultipleOutputs"]) {
+    const orig = backend[fn];
+    originals.push([fn, orig]);
+    backend[fn] = function (this: unknown, name: string, ...rest: unknown[]) {
+      const c0 = process.cpuUsage();
+      const out = orig.call(this, name, ...rest);
+      const c = process.cpuUsage(c0);
+      const e = byOp.get(name) ?? { count: 0, us: 0 };
+      e.count++;
+      e.us += c.user + c.system;
+      byOp.set(name, e);
+      return out;
+    };
+  }
+  const c0 = process.cpuUsage();
+  tf.dispose(trainStep(params, loss, batch, state, 1e-3));
+  const cStep = process.cpuUsage(c0);
+  for (const [fn, orig] of originals) backend[fn] = orig;
+  tf.dispose(batch);
+  const tfOps = [...byOp.values()].reduce((a, e) => a + e.count, 0);
+  const opUs = [...byOp.values()].reduce((a, e) => a + e.us, 0);
   peer?.close();
 
   const n = countParams(config).total;
@@ -137,7 +162,6 @@ async function main(): Promise<void> {
   console.log(`${"".padEnd(34)}${"median ms".padStart(10)}${"min ms".padStart(9)}${"cores".padStart(7)}${"cpu ms".padStart(8)}`);
   for (const [name, med, min, cores, cpu] of rows)
     console.log(`${name.padEnd(34)}${med.toFixed(0).padStart(10)}${min.toFixed(0).padStart(9)}${cores.toFixed(2).padStart(7)}${cpu.toFixed(0).padStart(8)}`);
-  console.log(`tfjs kernels per step: ${kernels}`);
   const ratios: { [k: string]: number } = {};
   if (peer) {
     ratios.eager = tfjsMs / median(torchTimes.eager);
@@ -147,17 +171,13 @@ async function main(): Promise<void> {
       `tfjs / torch SDPA: ${ratios.sdpa.toFixed(2)}×   (goal ≤ 1.5×)`);
   }
 
+  console.log(`tfjs per step: ${kernels} kernels, ${tfOps} of them TensorFlow ops`);
   if (process.argv.includes("--profile")) {
-    const by = new Map<string, { count: number; ms: number }>();
-    for (const k of info.kernels) {
-      const e = by.get(k.name) ?? { count: 0, ms: 0 };
-      e.count++;
-      e.ms += Number(k.kernelTimeMs);
-      by.set(k.name, e);
-    }
-    console.log(`\nper kernel (one profiled step; times include the profiler's own overhead):`);
-    for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20))
-      console.log(`  ${name.padEnd(26)}${String(e.count).padStart(6)}${e.ms.toFixed(1).padStart(9)} ms`);
+    const stepMs = (cStep.user + cStep.system) / 1000;
+    console.log(`\nCPU time of one tfjs step by TensorFlow op (${stepMs.toFixed(0)} ms; ${(opUs / 1000).toFixed(0)} ms inside ops, ` +
+      `${(stepMs - opUs / 1000).toFixed(0)} ms in JS around them: tape, tidy, shape checks, scalar uploads):`);
+    for (const [name, e] of [...byOp].sort((x, y) => y[1].us - x[1].us).slice(0, 16))
+      console.log(`  ${name.padEnd(22)}${String(e.count).padStart(6)}${(e.us / 1000).toFixed(1).padStart(9)} ms${(e.us / e.count).toFixed(0).padStart(8)} µs each`);
   }
   if (Math.max(load0, load1) > os.cpus().length) {
     console.log(`warning: load average ${Math.max(load0, load1).toFixed(1)} on ${os.cpus().length} cores — other processes held the CPU, ` +
@@ -167,7 +187,7 @@ async function main(): Promise<void> {
   const jsonOut = process.argv.indexOf("--json");
   if (jsonOut >= 0) {
     fs.writeFileSync(process.argv[jsonOut + 1], JSON.stringify({
-      config, batch: BATCH, seq: SEQ, threads: THREADS, rounds: ROUNDS, steps: STEPS, warmup: WARMUP, kernels,
+      config, batch: BATCH, seq: SEQ, threads: THREADS, rounds: ROUNDS, steps: STEPS, warmup: WARMUP, kernels, tfOps,
       tfjs: { median_ms: tfjsMs, times_ms: tfjsTimes }, torch: peer ? { ...torchInfo, times_ms: torchTimes } : null,
       rows: rows.map(([name, med, min, cores, cpu]) => ({ name, median_ms: med, min_ms: min, cores, cpu_ms: cpu })), ratios, load: [load0, load1],
     }, null, 1) + "\n");
