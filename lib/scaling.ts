@@ -246,7 +246,13 @@ export function fitPowerLaw(points: ScalingPoint[], options: FitOptions = {}): P
     if (!Array.isArray(grid[key]) || grid[key].length === 0) throw new Error(`grid.${key} must be a non-empty array of numbers, got ${JSON.stringify(grid[key])}.`);
   }
   const starts: number[][] = [];
-  for (const law of options.starts ?? []) starts.push([Math.log(law.A), Math.log(law.B), Math.log(law.E), law.alpha, law.beta]);
+  // A start given as a law: its log parameters (a fit's own, when it carries them, since E may have
+  // underflowed to 0), floored at −50 so that a zero term still starts as a finite, negligible one.
+  const logOf = (law: ChinchillaLaw & { logA?: number; logB?: number; logE?: number }, k: "A" | "B" | "E"): number => {
+    const v = law[`log${k}`] ?? Math.log(law[k]);
+    return Number.isFinite(v) ? Math.max(v, -50) : -50;
+  };
+  for (const law of options.starts ?? []) starts.push([logOf(law, "A"), logOf(law, "B"), logOf(law, "E"), law.alpha, law.beta]);
   for (const alpha of grid.alpha) for (const beta of grid.beta) for (const e of grid.e)
     for (const a of grid.a) for (const b of grid.b) starts.push([a, b, e, alpha, beta]);
 

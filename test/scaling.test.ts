@@ -147,6 +147,14 @@ describe("fitPowerLaw (Huber in log space, L-BFGS from a grid)", () => {
     }
   });
 
+  it("accepts a start whose E is 0 (a fit where the irreducible term vanished)", () => {
+    const pts = grid({ E: 1e-30, A: 5, B: 20, alpha: 0.1, beta: 0.15 }, logspace(3e3, 1e5, 4), logspace(2e4, 3e5, 3));
+    const one = { alpha: [0.5], beta: [0.5], e: [0], a: [1], b: [1] };
+    const f = fitPowerLaw(pts, { grid: one, starts: [{ E: 0, A: 5, B: 20, alpha: 0.1, beta: 0.15 }] });
+    expect(Number.isFinite(f.objective)).toBe(true);
+    expect(f.objective).toBeLessThan(1e-12);
+  });
+
   it("rejects too few points", () => {
     expect(() => fitPowerLaw(grid(HOFF, [1e8, 1e9], [1e10, 1e11]))).toThrow(/at least 5 runs/);
   });

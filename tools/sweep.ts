@@ -8,14 +8,15 @@
 //
 //   npx tsx tools/sweep.ts            the full grid -> data/sweep.json (regenerated, never hand-edited)
 //   npx tsx tools/sweep.ts --quick    3 sizes × 3 budgets -> .cache/sweep-quick.json (a smoke test)
-//   options: --out FILE, --no-fit, --samples K (bootstrap resamples, default 200)
-//   (--quick trains one seed; the full sweep two, see RECIPE)
+//   options: --jobs K   train in K worker processes (default 1; CI on 2 cores: --jobs 2)
+//            --out FILE, --no-fit, --samples K (bootstrap resamples, default 100)
 //
 // Every run is cached under .cache/runs by its full description (lib/train.ts `cached`), so an
 // interrupted sweep resumes where it stopped and a rerun only refits. BOOK_NO_CACHE=1 retrains.
-// Run it politely on a shared machine: `nice -n 19 npx tsx tools/sweep.ts`.
+// On a shared machine run it politely: `nice -n 19 npx tsx tools/sweep.ts`.
 import * as fs from "fs";
 import * as path from "path";
+import { spawn } from "child_process";
 import { SEED, Rng, tf } from "../lib/tf";
 import { DecoderConfig, Params, countParams, initDecoder, lmLoss } from "../lib/decoder";
 import { batches, cacheDir, cached, evalLoss, repoRoot, train } from "../lib/train";
@@ -31,22 +32,28 @@ const SIZES: { d: number; layers: number }[] = [
   { d: 24, layers: 1 }, // N = 7,272
   { d: 32, layers: 2 }, // N = 25,472
   { d: 48, layers: 2 }, // N = 56,640
-  { d: 72, layers: 2 }, // N = 126,432  (1.58 decades above the smallest)
+  { d: 64, layers: 2 }, // N = 100,096
+  { d: 96, layers: 2 }, // N = 223,872  (1.83 decades above the smallest)
 ];
-/** Token budgets D (rounded to whole steps of batchSize × seqLen tokens). */
-const BUDGETS = [2e4, 5e4, 1.25e5, 3e5];
+/** Token budgets D, ×2.5 apart (rounded to whole steps of batchSize × seqLen tokens). */
+const BUDGETS = [4e4, 1e5, 2.5e5, 6.25e5];
 const QUICK_SIZES = SIZES.slice(0, 3);
 const QUICK_BUDGETS = BUDGETS.slice(0, 3);
 
 /**
- * One recipe for every run: only N and D change. Two things were measured before it was fixed
- * (2026-12, on this 2-core machine):
+ * One recipe for every run: only N and D change. Measured before it was fixed (2026-12, this
+ * 2-core machine):
  *  • at these budgets a run is still escaping the "unigram plateau" (loss ~3.3 → 2.5), and when it
  *    escapes depends on the initialisation: d48 with seed 42 sat 0.1–0.2 nats above seeds 1, 2, 43
- *    after 120–290 steps. So every point is the MEAN over two initialisations (seeds 42, 43; the
- *    batches are the same for both), and both losses are recorded;
- *  • one peak learning rate does not suit widths 12–64 (d16 was best at 2e-2, d72 at ≤1e-2), so
- *    the rate follows Adam's usual width rule lr = lrTimesWidth / d (1e-2 at d = 32).
+ *    after 120–290 steps, whatever the warm-up, weight decay, clipping or rate. With one seed for a
+ *    whole size, such a draw biases every point of that size alike; so each run gets its OWN seed
+ *    (SEED + its index in the grid), which makes the seed noise independent from point to point,
+ *    where the Huber fit averages it out (a first sweep with seeds 42 and 43 on every point is in
+ *    the git history of this file);
+ *  • one peak learning rate does not suit widths 16–96 (d16 was best at 2e-2, d72 at ≤1e-2), so
+ *    the rate follows Adam's usual width rule lr = lrTimesWidth / d (1e-2 at d = 32);
+ *  • 20-step runs (D = 2e4) all ended near 3.2 nats whatever N: warm-up, not scaling. So D starts
+ *    at 4e4 (39 steps).
  */
 const RECIPE = {
   corpus: "shakespeare" as const,
@@ -56,8 +63,23 @@ const RECIPE = {
   weightDecay: 0.1,
   clip: 1,
   evalBatches: 16, // held-out windows drawn once (seed 43): every run is scored on the same 16×16×64 tokens
-  seeds: [SEED, SEED + 1],
+  dataSeed: SEED, // every run sees the same batches in the same order
 };
+
+interface Run {
+  index: number;
+  d: number;
+  layers: number;
+  heads: number;
+  lr: number;
+  seed: number;
+  config: DecoderConfig;
+  /** Non-embedding parameters (what the laws use) and all parameters. */
+  N: number;
+  totalParams: number;
+  steps: number;
+  D: number;
+}
 
 interface RunResult {
   name: string;
@@ -65,18 +87,17 @@ interface RunResult {
   layers: number;
   heads: number;
   lr: number;
-  /** Non-embedding parameters (what the laws use) and all parameters. */
+  seed: number;
   N: number;
   totalParams: number;
   D: number;
   C: number;
   steps: number;
-  /** Mean held-out loss over the seeds (nats per character), and each seed's. */
+  /** Held-out loss at the end of the run (nats per character). */
   loss: number;
-  lossBySeed: number[];
-  /** Mean over the last 10 training steps, averaged over the seeds. */
+  /** Mean over the last 10 training steps. */
   finalTrainLoss: number;
-  /** Wall time of the training runs (all seeds), measured when they ran. */
+  /** Wall time of the run, measured when it trained (a cached run keeps its original time). */
   seconds: number;
 }
 
@@ -87,92 +108,138 @@ function arg(name: string): string | undefined {
 
 const round = (x: number, digits = 6): number => Number(x.toPrecision(digits));
 
-async function main(): Promise<void> {
-  const quick = process.argv.includes("--quick");
-  const root = repoRoot();
-  const out = arg("--out") ?? (quick ? path.join(root, ".cache", "sweep-quick.json") : path.join(root, "data", "sweep.json"));
-  const samples = Number(arg("--samples") ?? 200);
-  const recipe = quick ? { ...RECIPE, seeds: RECIPE.seeds.slice(0, 1) } : RECIPE;
-  const sizes = quick ? QUICK_SIZES : SIZES;
-  const budgets = quick ? QUICK_BUDGETS : BUDGETS;
-
+function corpus() {
   // Character tokens over the whole corpus; 10% of the speeches held out whole (lib/data.ts splitText).
-  const text = loadCorpus(recipe.corpus);
+  const text = loadCorpus(RECIPE.corpus);
   const split = splitText(text, 0.1);
   const tokenizer = new CharTokenizer(text);
-  const trainIds = Int32Array.from(tokenizer.encode(split.train));
-  const heldOut = Int32Array.from(tokenizer.encode(split.heldOut));
-  const drawEval = batches(heldOut, recipe.batchSize, recipe.seqLen, new Rng(SEED + 1));
-  const evalSet = Array.from({ length: recipe.evalBatches }, () => drawEval());
-  const tokensPerStep = recipe.batchSize * recipe.seqLen;
-  console.log(`scaling sweep: ${sizes.length} sizes × ${budgets.length} budgets × ${recipe.seeds.length} seed(s) on ${recipe.corpus} ` +
-    `(${tokenizer.vocabSize} characters, ${trainIds.length.toLocaleString("en")} train tokens), ` +
-    `batch ${recipe.batchSize}×${recipe.seqLen} = ${tokensPerStep} tokens a step, lr = ${recipe.lrTimesWidth}/d`);
+  return {
+    tokenizer,
+    trainIds: Int32Array.from(tokenizer.encode(split.train)),
+    heldOut: Int32Array.from(tokenizer.encode(split.heldOut)),
+  };
+}
 
-  const runs: RunResult[] = [];
-  const total = sizes.length * budgets.length;
-  const t0 = Date.now();
-  for (const { d, layers } of sizes) {
+function plan(quick: boolean, vocabSize: number): Run[] {
+  const runs: Run[] = [];
+  const tokensPerStep = RECIPE.batchSize * RECIPE.seqLen;
+  for (const { d, layers } of quick ? QUICK_SIZES : SIZES) {
     const heads = d < 32 ? 2 : 4;
-    const lr = recipe.lrTimesWidth / d;
     const config: DecoderConfig = {
-      vocabSize: tokenizer.vocabSize, contextLength: recipe.seqLen, dModel: d, nLayers: layers,
-      nHeads: heads, dFF: 4 * d, positional: "learned",
+      vocabSize, contextLength: RECIPE.seqLen, dModel: d, nLayers: layers, nHeads: heads, dFF: 4 * d, positional: "learned",
     };
-    const loss = (p: Params, batch: tf.Tensor2D) => lmLoss(p, config, batch);
     const { nonEmbedding: N, total: totalParams } = countParams(config);
-    for (const target of budgets) {
+    for (const target of quick ? QUICK_BUDGETS : BUDGETS) {
       const steps = Math.max(1, Math.round(target / tokensPerStep));
-      const D = steps * tokensPerStep;
-      const seedRuns: { loss: number; finalTrainLoss: number; seconds: number }[] = [];
-      let hits = 0;
-      for (const seed of recipe.seeds) {
-        const key = { what: "scaling-sweep-run", version: 1, config, steps, lr, seed, recipe: { ...recipe, seeds: undefined } };
-        if (process.env.BOOK_NO_CACHE !== "1" && fs.existsSync(path.join(cacheDir(key), "result.json"))) hits++;
-        seedRuns.push(await cached(key, () => {
-          const start = Date.now();
-          const params = initDecoder(config, seed);
-          const history = train(params, loss, { train: batches(trainIds, recipe.batchSize, recipe.seqLen, new Rng(SEED)) }, {
-            steps, lr, weightDecay: recipe.weightDecay, clip: recipe.clip, batchSize: recipe.batchSize,
-            seqLen: recipe.seqLen, seed, logEvery: steps, log: () => {},
-          });
-          const heldOutLoss = evalLoss(params, loss, evalSet);
-          tf.dispose(Object.values(params));
-          const last = history.trainLoss.slice(-10);
-          return { loss: heldOutLoss, finalTrainLoss: last.reduce((a, b) => a + b, 0) / last.length, seconds: (Date.now() - start) / 1000 };
-        }));
-      }
-      const mean = (f: (r: (typeof seedRuns)[number]) => number) => seedRuns.reduce((a, r) => a + f(r), 0) / seedRuns.length;
-      const run: RunResult = {
-        name: `d${d}-L${layers}-D${D}`, d, layers, heads, lr: round(lr), N, totalParams, D, C: trainingFlops(N, D), steps,
-        loss: round(mean((r) => r.loss)), lossBySeed: seedRuns.map((r) => round(r.loss)),
-        finalTrainLoss: round(mean((r) => r.finalTrainLoss)), seconds: round(seedRuns.reduce((a, r) => a + r.seconds, 0), 4),
-      };
-      runs.push(run);
-      console.log(`[${String(runs.length).padStart(2)}/${total}] d${d}·L${layers} N=${N.toLocaleString("en").padStart(7)} ` +
-        `D=${D.toExponential(2)} (${String(steps).padStart(3)} steps)  held-out ${run.loss.toFixed(4)} nats ` +
-        `(seeds ${run.lossBySeed.map((l) => l.toFixed(3)).join(", ")})  ${run.seconds.toFixed(1)} s` +
-        `${hits === recipe.seeds.length ? " (cached)" : hits > 0 ? ` (${hits} cached)` : ""}  [${((Date.now() - t0) / 1000).toFixed(0)} s so far]`);
+      const index = SIZES.findIndex((s) => s.d === d && s.layers === layers) * BUDGETS.length + BUDGETS.indexOf(target);
+      runs.push({ index, d, layers, heads, lr: RECIPE.lrTimesWidth / d, seed: SEED + index, config, N, totalParams, steps, D: steps * tokensPerStep });
     }
   }
+  return runs;
+}
+
+const runKey = (r: Run) => ({ what: "scaling-sweep-run", version: 2, config: r.config, steps: r.steps, lr: r.lr, seed: r.seed, recipe: RECIPE });
+
+// Train one run (or read it from the cache): held-out loss, last training losses, wall time.
+async function execute(r: Run, data: ReturnType<typeof corpus>, evalSet: tf.Tensor2D[]) {
+  return cached(runKey(r), () => {
+    const start = Date.now();
+    const loss = (p: Params, batch: tf.Tensor2D) => lmLoss(p, r.config, batch);
+    const params = initDecoder(r.config, r.seed);
+    const history = train(params, loss, { train: batches(data.trainIds, RECIPE.batchSize, RECIPE.seqLen, new Rng(RECIPE.dataSeed)) }, {
+      steps: r.steps, lr: r.lr, weightDecay: RECIPE.weightDecay, clip: RECIPE.clip, batchSize: RECIPE.batchSize,
+      seqLen: RECIPE.seqLen, seed: r.seed, logEvery: r.steps, log: () => {},
+    });
+    const heldOutLoss = evalLoss(params, loss, evalSet);
+    tf.dispose(Object.values(params));
+    const last = history.trainLoss.slice(-10);
+    return { loss: heldOutLoss, finalTrainLoss: last.reduce((a, b) => a + b, 0) / last.length, seconds: (Date.now() - start) / 1000 };
+  });
+}
+
+const isCached = (r: Run) => process.env.BOOK_NO_CACHE !== "1" && fs.existsSync(path.join(cacheDir(runKey(r)), "result.json"));
+
+// Split the runs that still need training among K workers, longest first onto the least loaded
+// (a step's cost grows slowly with the model: ~1 + N/1e5 in units of the smallest model's step).
+function assign(runs: Run[], jobs: number): Run[][] {
+  const cost = (r: Run) => r.steps * (1 + r.N / 1e5);
+  const groups: Run[][] = Array.from({ length: jobs }, () => []);
+  const load = new Array(jobs).fill(0);
+  for (const r of [...runs].sort((a, b) => cost(b) - cost(a))) {
+    const k = load.indexOf(Math.min(...load));
+    groups[k].push(r);
+    load[k] += cost(r);
+  }
+  return groups;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes("--quick");
+  const worker = arg("--worker"); // "k/K": train group k of K, print progress, exit
+  const jobs = Math.max(1, Number(arg("--jobs") ?? 1));
+  const root = repoRoot();
+  const out = arg("--out") ?? (quick ? path.join(root, ".cache", "sweep-quick.json") : path.join(root, "data", "sweep.json"));
+  const samples = Number(arg("--samples") ?? 100);
+
+  const data = corpus();
+  const drawEval = batches(data.heldOut, RECIPE.batchSize, RECIPE.seqLen, new Rng(SEED + 1));
+  const evalSet = Array.from({ length: RECIPE.evalBatches }, () => drawEval());
+  const runs = plan(quick, data.tokenizer.vocabSize);
+  const t0 = Date.now();
+  const progress = (r: Run, res: { loss: number; seconds: number }, hit: boolean, tag: string) =>
+    console.log(`${tag}d${r.d}·L${r.layers} N=${r.N.toLocaleString("en").padStart(7)} D=${r.D.toExponential(2)} ` +
+      `(${String(r.steps).padStart(3)} steps, seed ${r.seed})  held-out ${res.loss.toFixed(4)} nats  ${res.seconds.toFixed(1)} s` +
+      `${hit ? " (cached)" : ""}  [${((Date.now() - t0) / 1000).toFixed(0)} s]`);
+
+  if (worker !== undefined) {
+    const [k, K] = worker.split("/").map(Number);
+    const mine = assign(runs.filter((r) => !isCached(r)), K)[k];
+    for (const r of mine) progress(r, await execute(r, data, evalSet), false, `[worker ${k + 1}/${K}] `);
+    tf.dispose(evalSet);
+    return;
+  }
+
+  console.log(`scaling sweep: ${runs.length} runs (${quick ? "quick: " : ""}${new Set(runs.map((r) => r.d)).size} sizes × ` +
+    `${new Set(runs.map((r) => r.D)).size} budgets) on ${RECIPE.corpus} (${data.tokenizer.vocabSize} characters, ` +
+    `${data.trainIds.length.toLocaleString("en")} train tokens), batch ${RECIPE.batchSize}×${RECIPE.seqLen}, ` +
+    `lr = ${RECIPE.lrTimesWidth}/d, ${jobs} job(s)`);
+  if (jobs > 1) {
+    // Workers train what is not cached yet, in parallel; below, every run is then a cache hit.
+    const extra = quick ? ["--quick"] : [];
+    const children = Array.from({ length: jobs }, (_, k) => spawn(process.execPath,
+      [...process.execArgv, process.argv[1], "--worker", `${k}/${jobs}`, ...extra], { stdio: "inherit", env: process.env }));
+    const codes = await Promise.all(children.map((c) => new Promise<number>((resolve) => c.on("exit", (code) => resolve(code ?? 1)))));
+    if (codes.some((c) => c !== 0)) throw new Error(`a sweep worker failed (exit codes ${codes.join(", ")})`);
+  }
+  const results: RunResult[] = [];
+  for (const r of runs) {
+    const hit = isCached(r);
+    const res = await execute(r, data, evalSet);
+    if (jobs === 1 || !hit) progress(r, res, hit, `[${String(results.length + 1).padStart(2)}/${runs.length}] `);
+    results.push({
+      name: `d${r.d}-L${r.layers}-D${r.D}`, d: r.d, layers: r.layers, heads: r.heads, lr: round(r.lr), seed: r.seed,
+      N: r.N, totalParams: r.totalParams, D: r.D, C: trainingFlops(r.N, r.D), steps: r.steps,
+      loss: round(res.loss), finalTrainLoss: round(res.finalTrainLoss), seconds: round(res.seconds, 4),
+    });
+  }
   tf.dispose(evalSet);
-  const trainSeconds = runs.reduce((s, r) => s + r.seconds, 0);
-  console.log(`sweep: ${runs.length} runs, ${trainSeconds.toFixed(1)} s of training (sum of the runs' own wall time), ` +
-    `${((Date.now() - t0) / 1000).toFixed(1)} s wall in this process`);
+  const trainSeconds = results.reduce((s, r) => s + r.seconds, 0);
+  console.log(`sweep: ${results.length} runs, ${trainSeconds.toFixed(1)} s of training (sum of the runs' own wall time), ` +
+    `${((Date.now() - t0) / 1000).toFixed(1)} s wall in this invocation`);
 
   const sweep: Record<string, unknown> = {
     about: "Generated by tools/sweep.ts (npx tsx tools/sweep.ts); regenerate it, never edit it by hand.",
-    corpus: recipe.corpus,
+    corpus: RECIPE.corpus,
     tokenizer: "char",
-    vocabSize: tokenizer.vocabSize,
-    recipe,
+    vocabSize: data.tokenizer.vocabSize,
+    recipe: RECIPE,
     counting: "N = non-embedding parameters (countParams(config).nonEmbedding), D = training tokens, C = 6ND",
     sweepSeconds: round(trainSeconds, 4),
-    points: runs,
+    points: results,
   };
   if (!process.argv.includes("--no-fit")) {
     const tf0 = Date.now();
-    sweep.fit = fitAll(runs, samples);
+    sweep.fit = fitAll(results, samples);
     console.log(`fits and bootstrap (${samples} resamples) in ${((Date.now() - tf0) / 1000).toFixed(1)} s`);
   }
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -208,20 +275,36 @@ function fitAll(runs: RunResult[], samples: number): Record<string, unknown> {
   console.log(`L(D) = (D_c/D)^α_D at N = ${maxN.toLocaleString("en")}: α_D ${round(lD.fit.alpha, 4)} [${lD.intervals.alpha.map((v) => round(v, 4)).join(", ")}], ` +
     `D_c ${lD.fit.xc.toExponential(3)}, R² ${round(lD.fit.r2, 4)}`);
 
-  const budgets = [1e10, 1e11, 1e12];
+  // The split at each power of ten of C inside the sweep's range; a law is only known where runs
+  // were made, so each optimum says whether N_opt and D_opt fall inside the sizes and budgets trained.
+  const Cs = runs.map((r) => r.C);
+  const Ns = runs.map((r) => r.N);
+  const Ds = runs.map((r) => r.D);
+  const inside = (v: number, vs: number[]) => v >= Math.min(...vs) && v <= Math.max(...vs);
+  const budgets: number[] = [];
+  for (let e = Math.ceil(Math.log10(Math.min(...Cs))); e <= Math.floor(Math.log10(Math.max(...Cs))); e++) budgets.push(10 ** e);
   const optimal = budgets.map((C) => {
     const o = computeOptimal(law, C);
-    return { C, N: round(o.N, 4), D: round(o.D, 4), tokensPerParam: round(o.tokensPerParam, 4), loss: round(o.loss, 5) };
+    return {
+      C, N: round(o.N, 4), D: round(o.D, 4), tokensPerParam: round(o.tokensPerParam, 4), loss: round(o.loss, 5),
+      nInsideSweep: inside(o.N, Ns), dInsideSweep: inside(o.D, Ds),
+    };
   });
   const o0 = computeOptimal(law, budgets[0]);
-  console.log(`compute-optimal: N_opt ∝ C^${round(o0.a, 3)}, D_opt ∝ C^${round(o0.b, 3)}, D_opt ∝ N_opt^${round(o0.dExponentInN, 3)}; ` +
-    optimal.map((o) => `C=${o.C.toExponential(0)}: N ${o.N.toExponential(2)}, D ${o.D.toExponential(2)}, D/N ${o.tokensPerParam}`).join("; "));
+  console.log(`compute-optimal: N_opt ∝ C^${round(o0.a, 3)}, D_opt ∝ C^${round(o0.b, 3)}, D_opt ∝ N_opt^${round(o0.dExponentInN, 3)}`);
+  for (const o of optimal) {
+    console.log(`  C=${o.C.toExponential(0)}: N_opt ${o.N.toExponential(2)}${o.nInsideSweep ? "" : " (outside the sizes trained)"}, ` +
+      `D_opt ${o.D.toExponential(2)}${o.dInsideSweep ? "" : " (outside the budgets trained)"}, D/N ${o.tokensPerParam}`);
+  }
 
   return {
     chinchilla: {
       E: round(f.E, 6), A: round(f.A, 6), B: round(f.B, 6), alpha: round(f.alpha, 6), beta: round(f.beta, 6),
       a: round(a, 6), b: round(1 - a, 6), r2: round(f.r2, 6), rmsLogResidual: round(rms, 6),
       starts: f.starts, converged: f.converged,
+      note: f.E < 1e-6
+        ? "E → 0 (log E ran off to −∞, so L-BFGS's gradient test was never met): these runs, all far from convergence, do not identify an irreducible loss"
+        : undefined,
       intervals95: { E: iv("E"), A: iv("A"), B: iv("B"), alpha: iv("alpha"), beta: iv("beta"), a: iv("a"), b: iv("b") },
       bootstrapSamples: samples,
     },
