@@ -24,7 +24,7 @@ export interface ScalingPoint {
   L: number;
 }
 
-/** L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2). */
+/** L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, §3.3). */
 export interface ChinchillaLaw {
   E: number;
   A: number;
@@ -419,7 +419,8 @@ export function bootstrapPowerLaw(
   return { fit: full, ...result };
 }
 
-// Bootstrap of fitOneVariable: x n, L n -> the full-data fit and intervals of α and x_c
+// Bootstrap of fitOneVariable: resample (xᵢ, Lᵢ) pairs, refit log L = α log x_c − α log x
+// x n, L n -> the full-data fit and percentile intervals of α and x_c
 export function bootstrapOneVariable(
   x: number[],
   L: number[],
@@ -456,7 +457,7 @@ export interface ComputeOptimal {
 }
 
 // argmin L̂(N, D) s.t. 6ND = C: N_opt = G·(C/6)^(β/(α+β)), D_opt = (C/6)/N_opt, G = (αA/(βB))^(1/(α+β))
-// (Hoffmann et al. 2022, eq. 4; set dL/dN = 0 with D = C/(6N)).  law, C: numbers -> the optimum
+// (Hoffmann et al. 2022, §3.3; set dL/dN = 0 with D = C/(6N)).  law, C: numbers -> the optimum
 export function computeOptimal(law: ChinchillaLaw, C: number): ComputeOptimal {
   checkLaw(law);
   positive("C", C);
