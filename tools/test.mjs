@@ -15,7 +15,7 @@ const steps = [
   ["typecheck (tsc --strict)", bin("tsc"), ["-p", "tsconfig.json"]],
   ["notebooks match notebooks/src", process.execPath, ["tools/notebooks.mjs", "--check"]],
   ["unit tests (vitest)", bin("vitest"), ["run"]],
-  ["scaling sweep (tools/sweep.ts)", process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), "tools/sweep.ts"]],
+  ["scaling sweep (tools/sweep.ts)", process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), "tools/sweep.ts", "--jobs", "2"]],
   ["notebooks headless + figures", process.execPath, ["tools/run-notebooks.mjs", "--twice=00-overview"]],
   ["book + browser tests", process.execPath, ["tools/browser-tests.mjs"]],
 ];
