@@ -10,11 +10,10 @@
 // token. The sides take turns (tfjs cache, tfjs no cache, torch cache, torch no cache, R rounds after
 // one warm-up each), so a burst of load from another process hits all of them; each figure is the
 // median of its R runs, with the fastest run beside it (the least disturbed by other processes).
-import { spawn, ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as readline from "readline";
+import { PYTHON, TorchPeer, median } from "./peer";
 
 const THREADS = 2;
 // Set before tfjs loads: TensorFlow reads its thread counts when its first op runs (see train-step.ts).
@@ -28,33 +27,6 @@ function arg(name: string, fallback: number): number {
 }
 const ROUNDS = arg("rounds", 5), TOKENS = arg("tokens", 120);
 const PROMPT = [1, 2, 3, 4, 5, 6, 7, 8];
-const ROOT = path.join(__dirname, "..");
-const PYTHON = process.env.BENCH_PYTHON ?? path.join(ROOT, ".cache", "bench-venv", "bin", "python");
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-class TorchPeer {
-  private lines: AsyncIterableIterator<string>;
-  private child: ChildProcess;
-  constructor(spec: object) {
-    this.child = spawn(PYTHON, [path.join(__dirname, "generate_torch.py"), "--serve", JSON.stringify(spec)],
-      { stdio: ["pipe", "pipe", "inherit"] });
-    this.lines = readline.createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
-  }
-  async ask(command: string): Promise<any> {
-    this.child.stdin!.write(command + "\n");
-    const { value, done } = await this.lines.next();
-    if (done) throw new Error(`the PyTorch peer exited before answering "${command}"`);
-    return JSON.parse(value);
-  }
-  close(): void {
-    this.child.stdin!.end();
-  }
-}
-
 async function main(): Promise<void> {
   const { tf } = await import("../lib/tf");
   const { BASE, initDecoder, countParams } = await import("../lib/decoder");
@@ -75,7 +47,7 @@ async function main(): Promise<void> {
   if (!havePython) {
     console.log(`PyTorch peer skipped: ${PYTHON} is missing. Make it with\n  python3 -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install torch==2.13.0 numpy`);
   }
-  const peer = havePython ? new TorchPeer({ config, prompt: PROMPT, threads: THREADS, seed: 42 }) : null;
+  const peer = havePython ? new TorchPeer("generate_torch.py", { config, prompt: PROMPT, threads: THREADS, seed: 42 }) : null;
   const torchInfo = peer ? await peer.ask("info") : null;
   const ms: { [k: string]: number[] } = { tfjsCache: [], tfjsFull: [], torchCache: [], torchFull: [] };
   const load0 = os.loadavg()[0];

@@ -8,11 +8,10 @@
 // The two sides take turns (R rounds of S steps each), so a burst of load from another process on
 // this shared machine hits both rather than one. Each side's number is the median of its R·S timed
 // steps after W warm-up steps; every step reads its loss back (a sync), as a training loop does.
-import { spawn, ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as readline from "readline";
+import { PYTHON, TorchPeer, median } from "./peer";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,34 +27,6 @@ process.env.TF_CPP_MIN_LOG_LEVEL ??= "2";
 
 const ROUNDS = arg("rounds", 4), STEPS = arg("steps", 5), WARMUP = arg("warmup", 3);
 const BATCH = arg("batch", 32), SEQ = arg("seq", 64);
-const ROOT = path.join(__dirname, "..");
-const PYTHON = process.env.BENCH_PYTHON ?? path.join(ROOT, ".cache", "bench-venv", "bin", "python");
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** The PyTorch side as a child process that runs steps on request, so the two sides can alternate. */
-class TorchPeer {
-  private lines: AsyncIterableIterator<string>;
-  private child: ChildProcess;
-  constructor(spec: object) {
-    this.child = spawn(PYTHON, [path.join(__dirname, "train_step_torch.py"), "--serve", JSON.stringify(spec)],
-      { stdio: ["pipe", "pipe", "inherit"] });
-    this.lines = readline.createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
-  }
-  async ask(command: string): Promise<any> {
-    this.child.stdin!.write(command + "\n");
-    const { value, done } = await this.lines.next();
-    if (done) throw new Error(`the PyTorch peer exited before answering "${command}"`);
-    return JSON.parse(value);
-  }
-  close(): void {
-    this.child.stdin!.end();
-  }
-}
-
 async function main(): Promise<void> {
   const { tf, Rng } = await import("../lib/tf");
   const { BASE, initDecoder, lmLoss, countParams } = await import("../lib/decoder");
@@ -88,7 +59,7 @@ async function main(): Promise<void> {
   if (!havePython) {
     console.log(`PyTorch peer skipped: ${PYTHON} is missing. Make it with\n  python3 -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install torch==2.13.0 numpy\n(or run \`npm run bench\`, which does that).`);
   }
-  const peer = havePython ? new TorchPeer({ config, batch: BATCH, seq: SEQ, threads: THREADS, seed: 42 }) : null;
+  const peer = havePython ? new TorchPeer("train_step_torch.py", { config, batch: BATCH, seq: SEQ, threads: THREADS, seed: 42 }) : null;
   const torchInfo = peer ? await peer.ask("info") : null;
   const torchTimes: { [variant: string]: number[] } = { eager: [], sdpa: [] };
   const torchCpu: { [variant: string]: number } = { eager: 0, sdpa: 0 };
