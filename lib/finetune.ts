@@ -90,6 +90,17 @@ function digest(tokens: ArrayLike<number>): string {
   return crypto.createHash("sha256").update(Buffer.from(Int32Array.from(tokens).buffer)).digest("hex").slice(0, 16);
 }
 
+// sha256 over every tensor's name, shape and bytes, in name order
+function weightsDigest(params: Params): string {
+  const h = crypto.createHash("sha256");
+  for (const name of Object.keys(params).sort()) {
+    const t = params[name];
+    const data = t.dataSync() as Float32Array | Int32Array;
+    h.update(`${name}[${t.shape.join(",")}]`).update(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return h.digest("hex").slice(0, 16);
+}
+
 // θ' = argmin mean −log P_θ'(x_{t+1} | x_≤t) over the target text, from θ₀ = base, training only
 // `how`'s numbers (AdamW, warm-up + cosine, lib/train.ts); cached by (base recipe, data, how, options)
 // -> the tuned numbers, how many there are, the held-out loss on the target (textLoss with seqLen) and the curve
@@ -102,7 +113,9 @@ export async function adapt(base: BaseModel, data: { train: ArrayLike<number>; h
     `data.train and data.heldOut must each hold more than seqLen + 1 = ${options.seqLen + 1} tokens, got ${data.train.length} and ${data.heldOut.length}`);
   const { config } = base;
   const starts = data.starts;
-  const key = { what: "adapt", version: 1, base: base.recipe, vocabSize: config.vocabSize, train: digest(data.train), heldOut: digest(data.heldOut),
+  // The base is named by its recipe AND its weights: a base retrained by other code under the same
+  // recipe is another starting point, so it must not reuse this run.
+  const key = { what: "adapt", version: 1, base: base.recipe, weights: weightsDigest(base.params), vocabSize: config.vocabSize, train: digest(data.train), heldOut: digest(data.heldOut),
     starts: starts ? digest(starts) : undefined, how, options };
   const run = await cached(key, () => {
     const rng = new Rng(options.seed);
@@ -128,4 +141,41 @@ export async function adapt(base: BaseModel, data: { train: ArrayLike<number>; h
   });
   const trainable = how.kind === "full" ? countParams(config).total : loraParamCount(config, { rank: how.rank, targets: how.targets }).lora;
   return { how, params: run.params, trainable, heldOutLoss: run.heldOutLoss, history: run.history };
+}
+
+// t(how) = median over rounds of (time of `steps` training steps) / steps, after one untimed round;
+// the adaptations take turns within each round, so a busy moment of the machine falls on all of them
+// -> milliseconds per training step, one per adaptation (nothing trained is kept)
+export function stepTimes(base: BaseModel, tokens: ArrayLike<number>, hows: Adaptation[],
+  options: { batchSize: number; seqLen: number; steps?: number; rounds?: number; seed?: number }): number[] {
+  const { batchSize, seqLen, steps = 5, rounds = 4, seed = 1 } = options;
+  need(Array.isArray(hows) && hows.length >= 1, `hows must be a non-empty list of adaptations, got ${JSON.stringify(hows)}`);
+  need(Number.isInteger(rounds) && rounds >= 1 && Number.isInteger(steps) && steps >= 1, `options.rounds and options.steps must be positive integers, got ${rounds} and ${steps}`);
+  const { config } = base;
+  const once = (how: Adaptation): number => {
+    const loader = { train: batches(Array.from(tokens), batchSize, seqLen, new Rng(seed)) };
+    const schedule = { steps, lr: 1e-4, batchSize, seqLen, log: () => {} };
+    let own: Params;
+    let result: TrainResult;
+    if (how.kind === "full") {
+      own = {};
+      for (const [n, t] of Object.entries(base.params)) own[n] = tf.variable(t, true);
+      result = train(own, (p, b) => lmLoss(p, config, b), loader, schedule);
+    } else {
+      own = initLora(config, { rank: how.rank, alpha: how.alpha, targets: how.targets, seed });
+      const names = Object.keys(own);
+      const loss = (p: Params, b: tf.Tensor2D) => {
+        const mine: Params = {};
+        for (const n of names) mine[n] = p[n];
+        return lmLoss(p, config, b, { adapter: loraAdapter(mine, { alpha: how.alpha, rank: how.rank }) });
+      };
+      result = train({ ...base.params, ...own }, loss, loader, { ...schedule, trainable: names, weightDecay: 0 });
+    }
+    tf.dispose(Object.values(own));
+    return (1000 * result.seconds) / steps;
+  };
+  hows.forEach(once); // warm-up: the first steps of a new shape pay one-off costs
+  const times = hows.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) hows.forEach((how, i) => times[i].push(once(how)));
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor((t.length - 1) / 2)]);
 }

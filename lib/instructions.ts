@@ -17,11 +17,11 @@
 // The held-out questions are made from the held-out speeches (splitText, the same split the
 // pre-trained model was scored on), so a held-out question is one the model never saw — neither in
 // pre-training nor in tuning.
-import { Rng } from "./tf";
 import { loadCorpus, splitText } from "./data";
 import { CharTokenizer } from "./tokenizer";
-import { generate, LanguageModel } from "./sampling";
-import type { Adapter } from "./decoder";
+import { tf, Rng } from "./tf";
+import type { LanguageModel } from "./sampling";
+import { decoderForward, type Adapter } from "./decoder";
 
 function need(ok: boolean, message: string): void {
   if (!ok) throw new Error(message);
@@ -180,22 +180,38 @@ export function answerOf(generated: string): string {
   return line.startsWith(" ") ? line.slice(1) : line;
 }
 
-// c_i = the greedy continuation of prompt_i, maxNewTokens characters (answerOf(c_i) is the answer);
-// prompts of equal length are continued together as one batch (lib/sampling.ts's generate)
-// model, tokenizer, prompts, maxNewTokens (one number, or one per prompt; a batch gets its largest) -> continuations
+// c_i = the greedy continuation of prompt_i, maxNewTokens characters (answerOf(c_i) is the answer)
+// model, tokenizer, prompts, maxNewTokens (one number, or one per prompt) -> continuations
+//
+// All prompts advance together, one character per step: every row is padded on the right to the
+// longest and the batch is run whole, each row read at its own last position. A causal model's output
+// at a position never depends on what lies to its right, so the padding changes nothing, and a
+// sequence longer than the context keeps its last contextLength characters, as lib/sampling.ts's
+// generate does. ~maxNewTokens passes for any number of prompts, instead of one generate per length.
 export function replies(model: LanguageModel, tokenizer: CharTokenizer, prompts: string[], maxNewTokens: number | number[] = 28, adapter?: Adapter): string[] {
   need(Array.isArray(prompts) && prompts.length >= 1, `prompts must be a non-empty list of strings, got ${Array.isArray(prompts) ? "an empty list" : typeof prompts}`);
   const budget = typeof maxNewTokens === "number" ? prompts.map(() => maxNewTokens) : maxNewTokens;
   need(Array.isArray(budget) && budget.length === prompts.length && budget.every((n) => Number.isInteger(n) && n >= 1),
     `maxNewTokens must be a positive integer or one per prompt (${prompts.length}), got ${JSON.stringify(maxNewTokens).slice(0, 60)}`);
-  const ids = prompts.map((p) => tokenizer.encode(p));
-  const groups = new Map<number, number[]>();
-  ids.forEach((row, i) => groups.set(row.length, [...(groups.get(row.length) ?? []), i]));
-  const out = new Array<string>(prompts.length);
-  for (const [len, members] of [...groups.entries()].sort((a, b) => a[0] - b[0])) {
-    const n = Math.max(...members.map((i) => budget[i]));
-    const rows = generate(model, members.map((i) => ids[i]), { maxNewTokens: n, temperature: 0, adapter });
-    members.forEach((i, j) => (out[i] = tokenizer.decode(rows[j].slice(len, len + budget[i]))));
+  const { params, config } = model;
+  const C = config.contextLength;
+  const seqs = prompts.map((p) => tokenizer.encode(p));
+  seqs.forEach((s, i) => need(s.length >= 1, `prompts[${i}] must have at least one character, got an empty string`));
+  const out = prompts.map(() => [] as number[]);
+  for (let step = 0; step < Math.max(...budget); step++) {
+    const active = out.map((o, i) => i).filter((i) => out[i].length < budget[i]);
+    const windows = active.map((i) => seqs[i].slice(-C));
+    const T = Math.max(...windows.map((w) => w.length));
+    const next = tf.tidy(() => {
+      const ids = tf.tensor2d(windows.map((w) => [...w, ...new Array<number>(T - w.length).fill(0)]), [windows.length, T], "int32");
+      const { logits } = decoderForward(params, config, ids, { adapter });
+      const at = tf.tensor1d(windows.map((w, b) => b * T + w.length - 1), "int32");
+      return tf.argMax(tf.gather(logits.reshape([windows.length * T, config.vocabSize]), at), 1).arraySync() as number[];
+    });
+    active.forEach((i, b) => {
+      seqs[i].push(next[b]);
+      out[i].push(next[b]);
+    });
   }
-  return out;
+  return out.map((o) => tokenizer.decode(o));
 }

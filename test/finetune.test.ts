@@ -6,7 +6,7 @@ import { tf, Rng } from "../lib/tf";
 import { countParams, decoderForward, initDecoder, lmLoss, type DecoderConfig } from "../lib/decoder";
 import { batches } from "../lib/train";
 import { mergeLora, loraParamCount } from "../lib/lora";
-import { adapt, adapterOf, batchesAt, textLoss, trainingBytes, type BaseModel } from "../lib/finetune";
+import { adapt, adapterOf, batchesAt, stepTimes, textLoss, trainingBytes, type BaseModel } from "../lib/finetune";
 import { OVERVIEW_EN } from "../lib/languageModel";
 
 process.env.BOOK_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "finetune-cache-"));
@@ -79,10 +79,27 @@ describe("adapt", () => {
     expect(bits(b.params["wte"])).toEqual(bits(a.params["wte"]));
     const c = await adapt(base, data, { kind: "full" }, { ...OPT, steps: 7 });
     expect(c.history.steps.length).toBe(7);
+    // the same recipe with other weights (a base retrained by other code) is another run
+    const other = await adapt({ ...base, params: initDecoder(CFG, 6) }, data, { kind: "full" }, OPT);
+    expect(other.heldOutLoss).not.toBe(a.heldOutLoss);
   });
 
   it("refuses too little data and an unknown kind in one sentence", async () => {
     await expect(adapt(base, { train: [1, 2, 3], heldOut: data.heldOut }, { kind: "full" }, OPT)).rejects.toThrow(/must each hold more than seqLen \+ 1 = 9 tokens, got 3 and 200/);
     await expect(adapt(base, data, { kind: "adapter" } as never, OPT)).rejects.toThrow(/how must be \{ kind: "full" \}/);
+  });
+});
+
+describe("stepTimes", () => {
+  it("gives one positive time per adaptation and keeps nothing", () => {
+    const hows = [{ kind: "full" as const }, { kind: "lora" as const, rank: 2, alpha: 2, targets: ["attn.qkv"] }];
+    const before = tf.memory().numTensors;
+    const ms = stepTimes(base, data.train, hows, { batchSize: 2, seqLen: 8, steps: 2, rounds: 2 });
+    expect(ms.length).toBe(2);
+    for (const t of ms) expect(t).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+    const bits0 = bits(base.params["wte"]);
+    stepTimes(base, data.train, hows, { batchSize: 2, seqLen: 8, steps: 1, rounds: 1 });
+    expect(bits(base.params["wte"])).toEqual(bits0);
   });
 });

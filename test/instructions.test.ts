@@ -80,14 +80,15 @@ describe("replies", () => {
     const tok = new CharTokenizer("abcdefgh \nQA:");
     const config = { vocabSize: tok.vocabSize, contextLength: 24, dModel: 8, nLayers: 1, nHeads: 2, dFF: 16, positional: "learned" as const };
     const model = { params: initDecoder(config, 3), config };
-    const prompts = ["Q: abc\nA:", "Q: hgf\nA:", "Q: a\nA:", "Q: bcdef\nA:"];
-    const budgets = [4, 6, 3, 5];
+    // the last prompt is longer than the context: both keep its last contextLength characters
+    const prompts = ["Q: abc\nA:", "Q: hgf\nA:", "Q: a\nA:", "Q: bcdef\nA:", "Q: abcdefgh abcdefgh abcdefgh\nA:"];
+    const budgets = [4, 6, 3, 5, 3];
     const got = replies(model, tok, prompts, budgets);
     prompts.forEach((p, i) => {
       const ids = tok.encode(p);
       const one = generate(model, ids, { maxNewTokens: budgets[i], temperature: 0 });
       expect(got[i]).toBe(tok.decode(one.slice(ids.length)));
     });
-    expect(() => replies(model, tok, prompts, [1, 2])).toThrow(/maxNewTokens must be a positive integer or one per prompt \(4\)/);
+    expect(() => replies(model, tok, prompts, [1, 2])).toThrow(/maxNewTokens must be a positive integer or one per prompt \(5\)/);
   });
 });
