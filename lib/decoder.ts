@@ -48,9 +48,14 @@ function need(ok: boolean, message: string): void {
 
 /** Throws one sentence if the config cannot build a model. */
 export function checkConfig(config: DecoderConfig): void {
-  for (const key of ["vocabSize", "contextLength", "dModel", "nLayers", "nHeads", "dFF"] as const) {
+  checkTransformerConfig(config, ["vocabSize", "contextLength", "dModel", "nLayers", "nHeads", "dFF"]);
+}
+
+/** The checks every Transformer config shares: the named sizes are positive integers, heads divide d, a known positional kind. */
+export function checkTransformerConfig<C extends { dModel: number; nHeads: number; positional: string }>(config: C, sizes: (keyof C)[]): void {
+  for (const key of sizes) {
     const v = config[key];
-    need(Number.isInteger(v) && v >= 1, `config.${key} must be a positive integer, got ${v}`);
+    need(Number.isInteger(v) && (v as number) >= 1, `config.${String(key)} must be a positive integer, got ${v}`);
   }
   need(config.dModel % config.nHeads === 0,
     `config.nHeads must divide config.dModel ${config.dModel}, got ${config.nHeads}`);

@@ -9,7 +9,7 @@
 import { tf } from "./tf";
 import { Params, paddingMask, crossKeysValues } from "./attention";
 import { embed, positionalEncoding, layerNorm, transformerBlock, blockShapes, initParams, crossEntropy } from "./layers";
-import { KVCache } from "./decoder";
+import { KVCache, checkTransformerConfig } from "./decoder";
 
 export interface EncoderDecoderConfig {
   vocabSize: number;
@@ -52,14 +52,7 @@ function need(ok: boolean, message: string): void {
 }
 
 function checkConfig(config: EncoderDecoderConfig): void {
-  for (const key of ["vocabSize", "contextLength", "dModel", "nEncoderLayers", "nDecoderLayers", "nHeads", "dFF"] as const) {
-    const v = config[key];
-    need(Number.isInteger(v) && v >= 1, `config.${key} must be a positive integer, got ${v}`);
-  }
-  need(config.dModel % config.nHeads === 0,
-    `config.nHeads must divide config.dModel ${config.dModel}, got ${config.nHeads}`);
-  need(config.positional === "learned" || config.positional === "sinusoidal",
-    `config.positional must be "learned" or "sinusoidal", got ${JSON.stringify(config.positional)}`);
+  checkTransformerConfig(config, ["vocabSize", "contextLength", "dModel", "nEncoderLayers", "nDecoderLayers", "nHeads", "dFF"]);
 }
 
 function checkIds(name: string, ids: tf.Tensor2D, maxLen: number): void {
